@@ -1,0 +1,192 @@
+"""The seed design's Python API, running on the vcgraph engine.
+
+    from vcgraph import VoiceConversionPipeline, PipelineConfig
+    pipeline = VoiceConversionPipeline(PipelineConfig(use_cuda=True))
+    pipeline.warmup()
+    converted = pipeline.convert(source_audio, target, pitch_shift_semitones=2.0)
+
+``target`` is a :class:`~vcgraph_voice.profile.VoiceProfile` (full quality), a path to a
+``.vcp`` profile or ``.npy`` embedding, or a bare 256-d embedding (lower quality: the voice
+moves toward the target but less far).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from vcgraph.audio import Audio
+from vcgraph.devices import cuda_available, device_name
+from vcgraph.errors import CUDAKernelError, PipelineError
+from vcgraph.pipeline import Pipeline
+
+from .errors import VoiceConversionError
+
+log = logging.getLogger("vcgraph.voice")
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+PRESETS = ("quality", "fast")
+
+
+def preset_path(name_or_path: str) -> str:
+    """The YAML file of a preset name (``quality``, ``fast``) or a path given as is."""
+    if name_or_path in PRESETS:
+        return os.path.join(CONFIG_DIR, f"{name_or_path}.yaml")
+    return name_or_path
+
+
+@dataclass
+class PipelineConfig:
+    """Settings of :class:`VoiceConversionPipeline` (the seed design's fields and defaults).
+
+    ``preset`` picks the graph (``quality`` — the default — or ``fast``, or a YAML path);
+    ``overrides`` are extra dotted graph overrides (``nodes.voice_synthesis.config.k=4``).
+    """
+
+    # Audio parameters
+    sample_rate: int = 22050
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 80
+    # Pitch parameters
+    f0_min: float = 80.0
+    f0_max: float = 800.0
+    # Processing
+    chunk_size: int = 8192
+    batch_size: int = 4
+    use_cuda: bool = True
+    # Error handling
+    max_retries: int = 3
+    fallback_on_error: bool = True
+    # Graph selection (vcgraph additions)
+    preset: str = "quality"
+    overrides: list[str] = field(default_factory=list)
+
+    def graph_overrides(self) -> list[str]:
+        """The dotted overrides that apply these settings to the graph file."""
+        keys = ("sample_rate", "n_fft", "hop_length", "n_mels", "f0_min", "f0_max", "chunk_size")
+        return [f"vars.{k}={getattr(self, k)}" for k in keys] + [
+            f"nodes.postprocessing.config.sample_rate={self.sample_rate}",
+            f"settings.use_cuda={str(self.use_cuda).lower()}",
+            f"settings.max_retries={self.max_retries}",
+            f"settings.fallback_on_error={str(self.fallback_on_error).lower()}",
+        ] + list(self.overrides)
+
+
+ProgressCallback = Callable[[float, str], None]
+
+
+class VoiceConversionPipeline:
+    """Converts speech toward a target voice by running the voice-conversion graph."""
+
+    def __init__(self, config: PipelineConfig | None = None):
+        self.config = config or PipelineConfig()
+        try:
+            self.pipeline = Pipeline.from_yaml(preset_path(self.config.preset), self.config.graph_overrides())
+        except PipelineError as exc:
+            raise VoiceConversionError(str(exc)) from exc
+        self.last_report = None
+        self._last_device = "cpu"
+        self._lock = threading.Lock()
+
+    # -- conversion ------------------------------------------------------------------------
+    def convert(self, source_audio, target_embedding, source_f0=None, pitch_shift_semitones: float = 0.0,
+                progress_callback: ProgressCallback | None = None, *, sample_rate: int | None = None) -> np.ndarray:
+        """Convert ``source_audio`` toward ``target_embedding`` (an embedding or a profile).
+
+        ``source_audio`` is numpy or torch samples at ``sample_rate`` (default: the config's
+        rate), mono or multichannel. Returns float32 numpy at the config's ``sample_rate``.
+        Progress: preprocessing 0, feature_extraction 20, speaker_encoding 40,
+        voice_synthesis 60, postprocessing 80, completed 100.
+        """
+        if isinstance(source_audio, Audio):
+            audio = source_audio
+        else:
+            audio = Audio(source_audio, int(sample_rate or self.config.sample_rate))
+        inputs: dict[str, Any] = {"audio": audio, "target": target_embedding,
+                                  "pitch_shift": float(pitch_shift_semitones)}
+        if source_f0 is not None:
+            inputs["source_f0"] = source_f0
+        try:
+            result = self.pipeline.run(inputs, progress_callback=progress_callback)
+        except (VoiceConversionError, CUDAKernelError):
+            raise
+        except PipelineError as exc:
+            raise VoiceConversionError(exc.message, node=exc.node, kind=exc.kind) from exc
+        with self._lock:
+            self.last_report = result.report
+            devices = result.report.devices()
+            self._last_device = "cuda:0" if any(d.startswith("cuda") for d in devices) else "cpu"
+        return result["audio"].samples
+
+    def batch_convert(self, audio_list: Sequence, target_embeddings, source_f0s: Sequence | None = None,
+                      pitch_shift_semitones: float = 0.0, progress_callback: ProgressCallback | None = None,
+                      continue_on_error: bool | None = None, sample_rate: int | None = None) -> list:
+        """Convert each item in turn; one target for all, or one per item.
+
+        A failed item is ``None`` in the result when ``continue_on_error`` (default: the
+        config's ``fallback_on_error``) is true, else its error is raised. ``progress_callback``
+        receives the overall percent and ``item i/n``.
+        """
+        n = len(audio_list)
+        targets = list(target_embeddings) if _is_target_list(target_embeddings, n) else [target_embeddings] * n
+        if len(targets) != n:
+            raise VoiceConversionError(f"{n} audio items but {len(targets)} target embeddings")
+        keep_going = self.config.fallback_on_error if continue_on_error is None else continue_on_error
+        results: list = []
+        for i, (audio, target) in enumerate(zip(audio_list, targets)):
+            if progress_callback:
+                progress_callback(100.0 * i / max(n, 1), f"item {i + 1}/{n}")
+            f0 = source_f0s[i] if source_f0s is not None else None
+            try:
+                results.append(self.convert(audio, target, f0, pitch_shift_semitones, sample_rate=sample_rate))
+            except Exception as exc:
+                if not keep_going:
+                    raise
+                log.warning("batch item %d of %d failed: %s", i + 1, n, exc)
+                results.append(None)
+        if progress_callback:
+            progress_callback(100.0, "completed")
+        return results
+
+    # -- monitoring ------------------------------------------------------------------------
+    def get_stats(self) -> dict:
+        """Conversion counts, success rate, mean seconds per conversion and device."""
+        s = self.pipeline.stats.snapshot()
+        return {
+            "total_conversions": s["total_runs"],
+            "successful_conversions": s["successful_runs"],
+            "failed_conversions": s["failed_runs"],
+            "average_processing_time": s["average_processing_time"],
+            "success_rate": s["success_rate"],
+            "device": device_name(self._last_device) if self._last_device != "cpu" else "cpu",
+            "cuda_available": cuda_available(),
+        }
+
+    def warmup(self, num_iterations: int = 3) -> None:
+        """Run a few conversions of synthetic speech-like audio so later calls are fast.
+
+        Loads models, fills resampling caches and (on a GPU) allocates memory; statistics are
+        left as they were.
+        """
+        from .synthetic import speech_like
+        sr = self.config.sample_rate
+        audio = speech_like(1.0, sr)
+        target = np.ones(256, dtype=np.float32)
+        saved = self.pipeline.stats.snapshot()
+        for _ in range(max(0, num_iterations)):
+            self.convert(audio, target)
+        self.pipeline.stats.reset()
+        if saved["total_runs"]:
+            log.debug("warmup reset statistics of %d earlier runs", saved["total_runs"])
+
+
+def _is_target_list(targets, n: int) -> bool:
+    if isinstance(targets, (list, tuple)):
+        first = targets[0] if targets else None
+        return not (len(targets) == 256 and isinstance(first, (int, float, np.floating)))
+    return isinstance(targets, np.ndarray) and targets.ndim == 2 and targets.shape[0] == n and n != 1

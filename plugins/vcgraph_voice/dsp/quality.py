@@ -1,0 +1,194 @@
+"""Quality zero-shot voice conversion on CPU: WORLD + phone-state-constrained kNN of target envelopes.
+
+Pipeline stages (plain numpy in and out):
+  analyze(audio, sr, cfg)          -> features of one utterance (F0, envelope, aperiodicity,
+                                      pocketsphinx phone/state labels, matching features)
+  target_frames([analyses])        -> the target part of a speaker profile
+  synthesize(features, target, cfg) -> converted audio, exactly the source's length
+
+Conversion: log-F0 Gaussian mapping to the target; per frame, the k nearest target frames
+carrying the same phone+HMM-state label (falling back to the phone, then to all frames) are
+found on per-speaker mean/variance-normalised log-mel envelopes; their *unnormalised* log
+envelopes are averaged and blended with the source envelope mapped by mean/variance onto the
+target's statistics; the source aperiodicity is kept; WORLD synthesises the result.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import matching, world
+from .phones import FRAME_S, N_STATES, default_labeler
+
+SIL = 0
+
+
+@dataclass
+class QualityParams:
+    frame_period_ms: float = 5.0   # WORLD frame shift
+    k: int = 8                     # neighbours averaged per frame
+    blend: float = 0.7             # weight of the kNN target envelope (rest: mean/var-mapped source)
+    n_mels: int = 40               # matching features: log-mel bands of the WORLD envelope
+    fmax: float = 8000.0           # upper edge of the matching features (same at 16 and 22.05 kHz)
+    labels: str = "align"          # "align" (recognition + forced alignment) or "allphone"
+    join_weight: float = 0.0       # > 0: Viterbi continuity over the k candidates (picks one)
+    temperature: float = 0.0       # > 0: softmax-weighted average of the k neighbours
+    keep_energy: float = 0.0       # 0..1: how much of the source's frame-energy contour to keep
+    f0_floor: float = world.F0_FLOOR
+    f0_ceil: float = world.F0_CEIL
+
+
+_MEL_CACHE: dict = {}
+
+
+def _mel_basis(sr: int, n_bins: int, n_mels: int, fmax: float) -> np.ndarray:
+    key = (sr, n_bins, n_mels, fmax)
+    if key not in _MEL_CACHE:
+        import librosa
+        fb = librosa.filters.mel(sr=sr, n_fft=(n_bins - 1) * 2, n_mels=n_mels, fmin=50.0,
+                                 fmax=min(fmax, sr / 2), norm="slaney")
+        _MEL_CACHE[key] = fb.astype(np.float64)
+    return _MEL_CACHE[key]
+
+
+def _frame_labels(phone10: np.ndarray, state10: np.ndarray, n: int, fp_ms: float):
+    """Map 10 ms pocketsphinx labels onto ``n`` WORLD frames."""
+    pos = np.minimum((np.arange(n) * fp_ms / 1000.0 / FRAME_S).round().astype(int), len(phone10) - 1)
+    coarse = phone10[pos].astype(np.int32)
+    fine = coarse * N_STATES + state10[pos].astype(np.int32)
+    return fine, coarse
+
+
+def _speech_stats(x: np.ndarray, coarse: np.ndarray):
+    sel = coarse != SIL
+    if sel.sum() < 10:
+        sel = np.ones(len(x), bool)
+    mu = x[sel].mean(0)
+    sd = x[sel].std(0) + 1e-5
+    return mu, sd
+
+
+def analyze(audio: np.ndarray, sr: int, cfg: QualityParams | None = None) -> dict[str, np.ndarray]:
+    """Feature extraction for one mono utterance."""
+    cfg = cfg or QualityParams()
+    x = np.asarray(audio, dtype=np.float32).reshape(-1)
+    f0, sp, ap = world.analyze(x, sr, cfg.frame_period_ms, cfg.f0_floor, cfg.f0_ceil)
+    n = len(f0)
+    logsp = np.log(np.maximum(sp, 1e-16)).astype(np.float32)
+    fb = _mel_basis(sr, sp.shape[1], cfg.n_mels, cfg.fmax)
+    logmel = np.log(np.maximum(sp @ fb.T, 1e-12)).astype(np.float32)
+    phone10, state10, how = default_labeler(cfg.labels).labels(x, sr)
+    fine, coarse = _frame_labels(phone10, state10, n, cfg.frame_period_ms)
+    mu, sd = _speech_stats(logmel, coarse)
+    return {
+        "f0": f0.astype(np.float64),
+        "vuv": (f0 > 0),
+        "logsp": logsp,
+        "ap": ap.astype(np.float64),
+        "logmel": logmel,
+        "feat": ((logmel - mu) / sd).astype(np.float32),
+        "fine": fine,
+        "coarse": coarse,
+        "aligned": np.array(how == "align"),
+        "sr": np.array(int(sr)),
+        "n_samples": np.array(len(x)),
+        "frame_period_ms": np.array(float(cfg.frame_period_ms)),
+    }
+
+
+def _lf0_stats(f0: np.ndarray):
+    v = f0[f0 > 0]
+    if len(v) < 2:
+        return np.log(120.0), 0.15
+    l = np.log(v)
+    return float(l.mean()), float(max(l.std(), 1e-3))
+
+
+def target_frames(analyses: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The target part of a speaker profile, from analyses of its reference utterances."""
+    if not analyses:
+        raise ValueError("target_frames needs at least one analysed utterance")
+    srs = {int(a["sr"]) for a in analyses}
+    sr = int(analyses[0]["sr"])
+    logsp = []
+    for a in analyses:  # bring every reference onto the first one's frequency grid
+        e = a["logsp"]
+        if int(a["sr"]) != sr or e.shape[1] != analyses[0]["logsp"].shape[1]:
+            e, _ = matching.regrid(e, int(a["sr"]), sr, analyses[0]["logsp"].shape[1])
+        logsp.append(e)
+    logsp = np.concatenate(logsp).astype(np.float32)
+    logmel = np.concatenate([a["logmel"] for a in analyses])
+    coarse = np.concatenate([a["coarse"] for a in analyses]).astype(np.int32)
+    fine = np.concatenate([a["fine"] for a in analyses]).astype(np.int32)
+    f0 = np.concatenate([a["f0"] for a in analyses])
+    mu, sd = _speech_stats(logmel, coarse)
+    sp_mu, sp_sd = _speech_stats(logsp, coarse)
+    lm, ls = _lf0_stats(f0)
+    del srs
+    return {
+        "feat": ((logmel - mu) / sd).astype(np.float32),
+        "logsp": logsp,
+        "fine": fine,
+        "coarse": coarse,
+        "logsp_mean": sp_mu.astype(np.float32),
+        "logsp_std": sp_sd.astype(np.float32),
+        "lf0_mean": np.array(lm),
+        "lf0_std": np.array(ls),
+        "sr": np.array(sr),
+    }
+
+
+def map_f0(f0: np.ndarray, target: dict, pitch_shift_semitones: float = 0.0) -> np.ndarray:
+    sm, ss = _lf0_stats(f0)
+    out = np.zeros_like(f0, dtype=np.float64)
+    v = f0 > 0
+    out[v] = np.exp((np.log(f0[v]) - sm) / ss * float(target["lf0_std"]) + float(target["lf0_mean"]))
+    out[v] *= 2.0 ** (pitch_shift_semitones / 12.0)
+    return out
+
+
+def convert_envelope(features: dict, target: dict, cfg: QualityParams) -> np.ndarray:
+    """Converted log envelope on the source's frequency grid."""
+    sr = int(features["sr"])
+    src = features["logsp"]
+    nb = src.shape[1]
+    tgt_logsp, valid = matching.regrid(target["logsp"], int(target["sr"]), sr, nb)
+    t_mu, _ = matching.regrid(target["logsp_mean"][None], int(target["sr"]), sr, nb)
+    t_sd, _ = matching.regrid(target["logsp_std"][None], int(target["sr"]), sr, nb)
+    s_mu, s_sd = _speech_stats(src, features["coarse"])
+    # beyond the target's band, keep the source's own statistics
+    t_mu = np.where(valid, t_mu[0], s_mu)
+    t_sd = np.where(valid, t_sd[0], s_sd)
+    mapped = matching.map_meanvar(src, s_mu, s_sd, t_mu, t_sd)
+    idx, dist = matching.knn_candidates(features["feat"], target["feat"], features["fine"],
+                                        features["coarse"], target["fine"], target["coarse"], cfg.k)
+    if cfg.join_weight > 0:
+        sel = matching.viterbi_select(idx, dist, target["feat"], cfg.join_weight)
+        knn = tgt_logsp[sel]
+    else:
+        knn = matching.average_envelopes(tgt_logsp, idx, dist, cfg.temperature)
+    w = np.where(valid, cfg.blend, 0.0).astype(np.float32)
+    out = w * knn + (1.0 - w) * mapped
+    if cfg.keep_energy > 0:
+        # re-impose (partly) the source's frame-energy contour relative to the mapped envelope
+        e_src = np.log(np.exp(mapped).mean(1))
+        e_out = np.log(np.exp(out).mean(1))
+        out = out + cfg.keep_energy * (e_src - e_out)[:, None]
+    return out
+
+
+def synthesize(features: dict, target: dict, cfg: QualityParams | None = None,
+               pitch_shift_semitones: float = 0.0) -> np.ndarray:
+    """Voice synthesis: F0 mapping + envelope conversion + WORLD; exactly the source's length."""
+    cfg = cfg or QualityParams()
+    sr = int(features["sr"])
+    fp = float(features["frame_period_ms"])
+    f0 = map_f0(features["f0"], target, pitch_shift_semitones)
+    env = convert_envelope(features, target, cfg)
+    sp = np.exp(env.astype(np.float64))
+    y = world.synthesize(f0, sp, features["ap"], sr, fp, int(features["n_samples"]))
+    peak = float(np.abs(y).max()) if len(y) else 0.0
+    if peak > 0.99:
+        y = y * (0.99 / peak)
+    return y.astype(np.float32)

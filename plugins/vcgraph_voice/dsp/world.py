@@ -1,0 +1,50 @@
+"""WORLD analysis/synthesis helpers around pyworld.
+
+All arrays are float64 as pyworld expects; ``sp`` is the CheapTrick power envelope
+(frames x fft_size//2+1), ``ap`` the D4C band aperiodicity on the same grid.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyworld as pw
+
+F0_FLOOR = 60.0
+F0_CEIL = 500.0
+
+
+def fft_size(sr: int) -> int:
+    """The FFT size CheapTrick uses at ``sr`` (with the default F0 floor)."""
+    return int(pw.get_cheaptrick_fft_size(sr, F0_FLOOR))
+
+
+def f0(audio: np.ndarray, sr: int, frame_period_ms: float = 5.0,
+       f0_floor: float = F0_FLOOR, f0_ceil: float = F0_CEIL):
+    """DIO + StoneMask F0 (Hz, 0 where unvoiced) and the frame times (s)."""
+    x = np.ascontiguousarray(audio, dtype=np.float64)
+    f, t = pw.dio(x, sr, f0_floor=f0_floor, f0_ceil=f0_ceil, frame_period=frame_period_ms)
+    f = pw.stonemask(x, f, t, sr)
+    return f, t
+
+
+def analyze(audio: np.ndarray, sr: int, frame_period_ms: float = 5.0,
+            f0_floor: float = F0_FLOOR, f0_ceil: float = F0_CEIL):
+    """Return ``(f0, sp, ap)``: DIO/StoneMask F0, CheapTrick envelope, D4C aperiodicity."""
+    x = np.ascontiguousarray(audio, dtype=np.float64)
+    f, t = f0(x, sr, frame_period_ms, f0_floor, f0_ceil)
+    sp = pw.cheaptrick(x, f, t, sr, f0_floor=F0_FLOOR)
+    ap = pw.d4c(x, f, t, sr)
+    return f, sp, ap
+
+
+def synthesize(f0: np.ndarray, sp: np.ndarray, ap: np.ndarray, sr: int,
+               frame_period_ms: float = 5.0, n_samples: int | None = None) -> np.ndarray:
+    """WORLD synthesis; trimmed or zero-padded to ``n_samples`` when given. Returns float32."""
+    y = pw.synthesize(np.ascontiguousarray(f0, dtype=np.float64),
+                      np.ascontiguousarray(sp, dtype=np.float64),
+                      np.ascontiguousarray(ap, dtype=np.float64), sr, frame_period_ms)
+    if n_samples is not None:
+        if len(y) >= n_samples:
+            y = y[:n_samples]
+        else:
+            y = np.concatenate([y, np.zeros(n_samples - len(y))])
+    return y.astype(np.float32)

@@ -1,0 +1,1 @@
+"""The voice-conversion stage types."""

@@ -1,0 +1,41 @@
+"""vcgraph: voice conversion as a declarative graph of plugin stages.
+
+The engine (this package) knows stages, graphs, plugins and execution; voice knowledge lives
+in plugins. ``VoiceConversionPipeline`` and ``PipelineConfig`` come from the built-in voice
+plugin and are imported on first use.
+"""
+from __future__ import annotations
+
+from importlib import metadata as _metadata
+
+from .config import GraphSpec, load_graph_spec
+from .errors import (ConfigError, ConfigErrors, CUDAKernelError, PipelineError, PluginError, StageError,
+                     TransientError, UserError, VCGraphError)
+from .executor import Executor, RunResult
+from .graph import Graph, build_graph
+from .hookspecs import hookimpl
+from .pipeline import Pipeline, Stream
+from .plugins import Registry, get_registry, register_plugin
+from .stage import Port, RunContext, Stage, StageConfig, implementation
+
+try:
+    __version__ = _metadata.version("vcgraph")
+except _metadata.PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0+source"
+
+_VOICE_API = {"VoiceConversionPipeline", "PipelineConfig", "VoiceConversionError"}
+
+
+def __getattr__(name: str):
+    if name in _VOICE_API:
+        from vcgraph_voice import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'vcgraph' has no attribute {name!r}")
+
+
+__all__ = [
+    "ConfigError", "ConfigErrors", "CUDAKernelError", "Executor", "Graph", "GraphSpec", "Pipeline",
+    "PipelineError", "PluginError", "Port", "Registry", "RunContext", "RunResult", "Stage", "StageConfig",
+    "StageError", "Stream", "TransientError", "UserError", "VCGraphError", "build_graph", "get_registry",
+    "hookimpl", "implementation", "load_graph_spec", "register_plugin", *sorted(_VOICE_API),
+]

@@ -1,0 +1,264 @@
+"""The ``vcgraph`` command line.
+
+User mistakes end with exit status 2 and one line on stderr (``--debug`` shows the
+traceback); a failed run ends with status 1. Plugins add subcommands through the
+``register_commands`` hook.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import __version__
+from .audio import Audio, write_audio
+from .errors import ConfigErrors, UserError, VCGraphError
+from .plugins import get_registry
+from .progress import ProgressBar
+
+EXAMPLES = """\
+examples:
+  vcgraph plugins                          what is installed, and which implementations run here
+  vcgraph inspect preprocess               a stage's config keys, defaults and ports
+  vcgraph validate configs/default.yaml    check a graph without running it
+  vcgraph graph configs/default.yaml       Mermaid text of the graph (--format dot for Graphviz)
+  vcgraph run GRAPH.yaml --input audio=in.wav -o out.wav --set nodes.NODE.config.KEY=VALUE
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vcgraph", description="Run voice-conversion graphs of plugin stages.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vcgraph {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run a graph file on inputs",
+                       description="Run a graph. Inputs are given as NAME=VALUE; the value is read by "
+                                   "the graph input's type (audio: a sound file, array: .npy, ...).")
+    p.add_argument("config", help="graph YAML file")
+    _add_set(p)
+    p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=VALUE",
+                   help="a graph input (repeatable)")
+    p.add_argument("-o", "--output", metavar="PATH", help="write the graph's only output here "
+                   "(audio as .wav, arrays as .npy, anything else as JSON)")
+    p.add_argument("--output-dir", metavar="DIR", help="write every output to DIR/NAME.<ext>")
+    p.add_argument("--report", action="store_true", help="print which implementation ran per node")
+    p.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("plugins", help="list installed plugins and their stage types")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("inspect", help="show a stage type's config schema and ports")
+    p.add_argument("stage", help="stage type name (see `vcgraph plugins`)")
+    p.add_argument("--json", action="store_true", help="JSON Schema of the config")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("validate", help="check a graph file without running it")
+    p.add_argument("config")
+    _add_set(p)
+    p.add_argument("--strict", action="store_true", help="treat warnings (unused nodes/inputs) as errors")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("graph", help="print a graph as Mermaid or DOT text")
+    p.add_argument("config")
+    _add_set(p)
+    p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    p.set_defaults(func=cmd_graph)
+
+    from .bench_cli import add_bench_command
+    add_bench_command(sub)
+
+    get_registry().pm.hook.register_commands(subparsers=sub)
+    return parser
+
+
+def _add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a config value by dotted path, e.g. settings.use_cuda=false (repeatable)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="vcgraph: %(levelname)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("vcgraph: interrupted", file=sys.stderr)
+        return 130
+    except UserError as exc:
+        if args.debug:
+            raise
+        text = str(exc) if isinstance(exc, ConfigErrors) else str(exc).splitlines()[0]
+        print(f"vcgraph: error: {text}", file=sys.stderr)
+        return 2
+    except VCGraphError as exc:
+        if args.debug:
+            raise
+        print(f"vcgraph: failed: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+
+
+# -- commands --------------------------------------------------------------------------------
+def load_pipeline(config: str, overrides: list[str], **options: Any):
+    """Load and build a graph file with CLI overrides (shared by commands)."""
+    from .pipeline import Pipeline
+    return Pipeline.from_yaml(config, overrides, **options)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    pipe = load_pipeline(args.config, args.overrides)
+    inputs = parse_inputs(pipe.graph.spec.inputs, args.input)
+    bar = None if args.no_progress or args.json else ProgressBar(pipe.graph.name)
+    result = pipe.run(inputs, progress_callback=bar)
+    if bar:
+        bar.close()
+    write_outputs(result.outputs, args.output, args.output_dir)
+    if args.json:
+        print(json.dumps(result.report.to_dict(), indent=2, default=str))
+    elif args.report:
+        print(result.report.format_table())
+    for node in result.report.nodes.values():
+        if node.attempts and not node.attempts[0].ok:
+            print(f"vcgraph: warning: node '{node.node}' fell back to {node.implementation}: {node.errors[0]}",
+                  file=sys.stderr)
+    if result.report.fallback_used:
+        print(f"vcgraph: warning: the graph failed ({result.report.error}); outputs are the fallback's",
+              file=sys.stderr)
+    return 0
+
+
+def parse_inputs(declared: dict, items: list[str]) -> dict[str, Any]:
+    """Turn ``NAME=VALUE`` strings into graph inputs, read by each input's declared type."""
+    loaders = get_registry().value_loaders()
+    inputs: dict[str, Any] = {}
+    for item in items:
+        name, eq, text = item.partition("=")
+        if not eq:
+            raise UserError(f"--input '{item}' is not of the form NAME=VALUE")
+        if name not in declared:
+            raise UserError(f"the graph has no input '{name}' (inputs: {', '.join(declared) or 'none'})")
+        kind = declared[name].type
+        load = loaders.get(kind)
+        if load is None and kind != "any":
+            raise UserError(f"no plugin reads values of type '{kind}' for input '{name}'")
+        try:
+            inputs[name] = load(text) if load else text
+        except UserError:
+            raise
+        except Exception as exc:
+            raise UserError(f"input '{name}': cannot read '{text}' as {kind}: {exc}") from None
+    return inputs
+
+
+def write_outputs(outputs: dict[str, Any], output: str | None, output_dir: str | None) -> None:
+    """Write graph outputs: ``output`` for a single one, ``output_dir`` for all."""
+    if output:
+        if len(outputs) != 1:
+            raise UserError(f"-o needs a graph with one output; this one has {', '.join(outputs)}: use --output-dir")
+        save_value(output, next(iter(outputs.values())))
+    if output_dir:
+        for name, value in outputs.items():
+            ext = ".wav" if isinstance(value, Audio) else ".npy" if isinstance(value, np.ndarray) else ".json"
+            save_value(os.path.join(output_dir, name + ext), value)
+
+
+def save_value(path: str, value: Any) -> None:
+    """Save one output value by its type."""
+    if isinstance(value, Audio):
+        write_audio(path, value)
+    elif isinstance(value, np.ndarray) or hasattr(value, "numpy"):
+        np.save(path, np.asarray(value))
+    else:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(value, fh, indent=2, default=str)
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    reg = get_registry()
+    rows = []
+    for info in reg.plugins():
+        stages = []
+        for name in info.stages:
+            cls = reg.stage(name)
+            stages.append({"name": name, "description": cls.description(),
+                           "implementations": {k: cls.unavailable_reason(k) or "available"
+                                               for k in cls.implementations()}})
+        rows.append({"name": info.name, "version": info.version, "package": info.package,
+                     "stages": stages, "error": info.error})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        head = f"{row['name']} {row['version'] or ''}".strip()
+        print(head + (f"  FAILED TO LOAD: {row['error']}" if row["error"] else ""))
+        for st in row["stages"]:
+            impls = ", ".join(k if v == "available" else f"{k} (unavailable: {v})"
+                              for k, v in st["implementations"].items())
+            print(f"  {st['name']:<20} {st['description']}")
+            print(f"  {'':<20} implementations: {impls}")
+    if not rows:
+        print("no plugins installed")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    reg = get_registry()
+    cls = reg.stage(args.stage)
+    if args.json:
+        print(json.dumps(cls.Config.model_json_schema(), indent=2))
+        return 0
+    print(f"{cls.name}: {cls.description()}  (plugin: {reg.plugin_of(cls.name)})")
+    print("\nconfig:")
+    for key, field in cls.Config.model_fields.items():
+        default = "required" if field.is_required() else f"default {field.get_default(call_default_factory=True)!r}"
+        bounds = ", ".join(str(m) for m in field.metadata)
+        ann = getattr(field.annotation, "__name__", str(field.annotation))
+        print(f"  {key} ({ann}; {default}{'; ' + bounds if bounds else ''})")
+        if field.description:
+            print(f"      {field.description}")
+    for title, ports in (("inputs", cls.inputs), ("outputs", cls.outputs)):
+        print(f"\n{title}:")
+        for name, port in ports.items():
+            opt = ", optional" if port.optional else ""
+            print(f"  {name} ({port.type}{opt}){': ' + port.description if port.description else ''}")
+    print("\nimplementations:")
+    for kind in cls.implementations():
+        why = cls.unavailable_reason(kind)
+        print(f"  {kind}: {'available' if why is None else 'unavailable: ' + why}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    pipe = load_pipeline(args.config, args.overrides)
+    for w in pipe.graph.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if args.strict and pipe.graph.warnings:
+        raise UserError(f"{len(pipe.graph.warnings)} warning(s) with --strict")
+    order = " -> ".join(pipe.graph.nodes)
+    print(f"{args.config}: ok ({len(pipe.graph.nodes)} nodes: {order})")
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    pipe = load_pipeline(args.config, args.overrides)
+    sys.stdout.write(pipe.graph.to_dot() if args.format == "dot" else pipe.graph.to_mermaid())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Reading graph files: YAML through omegaconf, into a pydantic :class:`GraphSpec`.
+
+A graph file looks like::
+
+    vcgraph: 1
+    name: my-graph
+    settings: {use_cuda: true, max_retries: 2, fallback_on_error: false}
+    inputs:
+      audio: {type: audio}
+    nodes:
+      louder:
+        stage: gain
+        config: {factor: 2.0}
+        inputs: {signal: inputs.audio}
+    outputs:
+      audio: louder.signal
+
+omegaconf gives interpolation (``${settings.sample_rate}``) and dotted overrides
+(``nodes.louder.config.factor=3``). Every error names the key path and, where the file is
+known, ``file:line``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError, ConfigErrors
+from .stage import KNOWN_KINDS
+
+SPEC_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Settings(_Strict):
+    """Graph-wide execution settings."""
+
+    use_cuda: bool = Field(True, description="prefer CUDA implementations when a GPU is present")
+    max_retries: int = Field(3, ge=0, le=100, description="retries of a transient failure per implementation")
+    fallback_on_error: bool = Field(True, description="when every implementation of a node fails, "
+                                    "run the graph's `fallback` node to produce a safe output")
+    implementations: list[str] = Field(list(KNOWN_KINDS[:3]), min_length=1,
+                                       description="implementation kinds to try, in order")
+
+
+class InputSpec(_Strict):
+    """A graph input: a value the caller passes to ``run``."""
+
+    type: str = "any"
+    description: str = ""
+    optional: bool = False
+
+
+class NodeSpec(_Strict):
+    """One node: an instance of a stage type with its config and input wiring."""
+
+    stage: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, str] = Field(default_factory=dict)
+    implementations: list[str] | None = Field(None, min_length=1,
+                                              description="this node's own order of kinds")
+    description: str = ""
+
+
+class GraphSpec(_Strict):
+    """A whole graph file, before stage types are resolved."""
+
+    vcgraph: int = Field(SPEC_VERSION, description="graph file format version")
+    name: str = "graph"
+    description: str = ""
+    vars: dict[str, Any] = Field(default_factory=dict, description="values for interpolation, "
+                                 "e.g. ${vars.sample_rate}; overridable like any key")
+    settings: Settings = Field(default_factory=Settings)
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    nodes: dict[str, NodeSpec] = Field(min_length=1)
+    outputs: dict[str, str] = Field(min_length=1)
+    fallback: NodeSpec | None = Field(None, description="node run on the graph inputs when the "
+                                      "graph fails and settings.fallback_on_error is true")
+    #: where each key path was found in the file (not part of the format)
+    locations: dict[str, str] = Field(default_factory=dict, exclude=True)
+
+    def location(self, path: str) -> str | None:
+        """``file:line`` of the longest known prefix of ``path``."""
+        parts = path.split(".")
+        while parts:
+            hit = self.locations.get(".".join(parts))
+            if hit:
+                return hit
+            parts.pop()
+        return None
+
+
+def _yaml_locations(text: str, filename: str) -> dict[str, str]:
+    """Map each dotted key path in a YAML document to ``filename:line``."""
+    out: dict[str, str] = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return out
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                path = f"{prefix}.{key.value}" if prefix else str(key.value)
+                out[path] = f"{filename}:{key.start_mark.line + 1}"
+                walk(value, path)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                out[f"{prefix}.{i}"] = f"{filename}:{item.start_mark.line + 1}"
+                walk(item, f"{prefix}.{i}")
+
+    walk(root, "")
+    return out
+
+
+def _as_dotlist(overrides: list[str] | dict[str, Any] | None) -> list[str]:
+    if not overrides:
+        return []
+    if isinstance(overrides, dict):
+        return [f"{k}={v}" for k, v in overrides.items()]
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key.path=value")
+    return list(overrides)
+
+
+def load_graph_spec(source: str | os.PathLike | dict, overrides: list[str] | dict | None = None) -> GraphSpec:
+    """Read a graph from a YAML path or a dict, apply ``overrides``, validate its shape.
+
+    ``overrides`` are omegaconf dotted assignments (``["nodes.a.config.x=1"]`` or a dict).
+    Stage configs are validated later, against their stage types (see :mod:`vcgraph.graph`).
+    """
+    locations: dict[str, str] = {}
+    try:
+        if isinstance(source, dict):
+            conf = OmegaConf.create(source)
+        else:
+            path = os.fspath(source)
+            if not os.path.exists(path):
+                raise ConfigError(f"graph file not found: {path}")
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+            locations = _yaml_locations(text, path)
+            try:
+                conf = OmegaConf.create(yaml.safe_load(text) or {})
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        dotlist = _as_dotlist(overrides)
+        if dotlist:
+            conf = OmegaConf.merge(conf, OmegaConf.from_dotlist(dotlist))
+        data = OmegaConf.to_container(conf, resolve=True)
+    except OmegaConfBaseException as exc:
+        msg = str(exc).splitlines()[0]
+        key = getattr(exc, "full_key", None)
+        raise ConfigError(msg, path=key or None) from None
+    if not isinstance(data, dict):
+        raise ConfigError("a graph file must be a YAML mapping")
+    try:
+        spec = GraphSpec.model_validate(data)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            path = ".".join(str(p) for p in err["loc"])
+            src = None
+            for n in range(len(err["loc"]), 0, -1):
+                src = locations.get(".".join(str(p) for p in err["loc"][:n]))
+                if src:
+                    break
+            errors.append(ConfigError(_pydantic_message(err), path=path, source=src))
+        raise (errors[0] if len(errors) == 1 else ConfigErrors(errors)) from None
+    if spec.vcgraph != SPEC_VERSION:
+        raise ConfigError(f"unsupported graph format version {spec.vcgraph} (this vcgraph reads {SPEC_VERSION})",
+                          path="vcgraph", source=locations.get("vcgraph"))
+    spec.locations = locations
+    return spec
+
+
+def _pydantic_message(err: dict) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return f"{err['msg']} (got {err.get('input')!r})"
+
+
+def cut_spec(spec: GraphSpec, outputs: dict[str, str]) -> GraphSpec:
+    """A copy of ``spec`` that computes only ``outputs`` (``name → node.port``).
+
+    Nodes that do not feed those outputs, graph inputs nothing reads any more and the
+    fallback are dropped — e.g. to run only a graph's analysis part.
+    """
+    needed = {str(ref).partition(".")[0] for ref in outputs.values()}
+    for name in reversed(list(spec.nodes)):
+        if name in needed:
+            needed.update(ref.partition(".")[0] for ref in spec.nodes[name].inputs.values())
+    nodes = {n: s for n, s in spec.nodes.items() if n in needed}
+    read = {ref.partition(".")[2] for s in nodes.values() for ref in s.inputs.values() if ref.startswith("inputs.")}
+    read |= {ref.partition(".")[2] for ref in outputs.values() if ref.startswith("inputs.")}
+    cut = spec.model_copy(update={"nodes": nodes, "outputs": dict(outputs), "fallback": None,
+                                  "inputs": {k: v for k, v in spec.inputs.items() if k in read}})
+    cut.locations = spec.locations
+    return cut

@@ -1,0 +1,230 @@
+"""The fallback-aware executor: runs a built graph's nodes in dependency order.
+
+For each node it tries the implementation kinds in the node's order (``cuda`` dropped when
+CUDA is off or absent), retrying a transient failure up to ``max_retries`` times, and moves
+to the next kind on failure, logging a warning. Every choice lands in the run's
+:class:`~vcgraph.report.RunReport`. A node's inputs are released as soon as the last
+consumer has read them, so long graphs keep memory flat.
+
+Errors a stage raises as :class:`~vcgraph.errors.UserError` (bad input data) stop the run
+at once: another implementation would not fix the input.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import (CUDAKernelError, PipelineError, StageError, UserError, VCGraphError,
+                     is_transient)
+from .graph import GRAPH_INPUTS, Graph, Node
+from .report import Attempt, NodeReport, RunReport
+from .stage import RunContext, Stage
+
+log = logging.getLogger("vcgraph.executor")
+
+ProgressCallback = Callable[[float, str], None]
+
+
+@dataclass
+class RunResult:
+    """A run's outputs (by graph output name) and its report."""
+
+    outputs: dict[str, Any]
+    report: RunReport
+
+    def __getitem__(self, name: str) -> Any:
+        return self.outputs[name]
+
+
+class Executor:
+    """Runs one graph; holds one stage instance per node, shared by concurrent runs.
+
+    ``use_cuda``, ``max_retries`` and ``fallback_on_error`` default to the graph's settings.
+    """
+
+    def __init__(self, graph: Graph, *, use_cuda: bool | None = None, max_retries: int | None = None,
+                 fallback_on_error: bool | None = None):
+        s = graph.spec.settings
+        self.graph = graph
+        self.use_cuda = s.use_cuda if use_cuda is None else use_cuda
+        self.max_retries = s.max_retries if max_retries is None else max_retries
+        self.fallback_on_error = s.fallback_on_error if fallback_on_error is None else fallback_on_error
+        self._instances: dict[str, Stage] = {}
+        self._ready: set[tuple[str, str]] = set()
+        self._lock = threading.RLock()
+        self._counts = graph.consumer_counts()
+        self._plans = {n.name: self._plan(n) for n in self._all_nodes()}
+
+    def _all_nodes(self) -> list[Node]:
+        return list(self.graph.nodes.values()) + ([self.graph.fallback] if self.graph.fallback else [])
+
+    def _plan(self, node: Node) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        """(kind, device) pairs to try, and kinds skipped with the reason."""
+        impls = node.stage_cls.implementations()
+        tries, skipped = [], {}
+        for kind in node.kinds:
+            if kind == "cuda" and not self.use_cuda:
+                skipped[kind] = "use_cuda is off"
+                continue
+            reason = node.stage_cls.unavailable_reason(kind)
+            if reason:
+                skipped[kind] = reason
+            else:
+                tries.append((kind, impls[kind].device))
+        return tries, skipped
+
+    # -- stage instances -------------------------------------------------------------------
+    def stage(self, node: Node, kind: str, device: str) -> Stage:
+        """The node's stage instance, set up for ``kind`` (once, under a lock)."""
+        inst = self._instances.get(node.name)
+        if inst is not None and (node.name, kind) in self._ready:
+            return inst
+        with self._lock:
+            inst = self._instances.get(node.name)
+            if inst is None:
+                inst = self._instances[node.name] = node.stage_cls(node.config)
+            if (node.name, kind) not in self._ready:
+                inst.setup(kind, device)
+                self._ready.add((node.name, kind))
+        return inst
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self, inputs: dict[str, Any] | None = None, *, progress_callback: ProgressCallback | None = None,
+            state: dict[str, dict] | None = None) -> RunResult:
+        """Run the graph on ``inputs`` (graph input name → value).
+
+        ``state`` maps node names to per-node state dicts kept by the caller across runs
+        (streaming); by default every run starts with empty state.
+        """
+        graph = self.graph
+        inputs = dict(inputs or {})
+        self._check_inputs(inputs)
+        state = {} if state is None else state
+        report = RunReport(graph.name)
+        values: dict[Any, Any] = {}
+        for name, value in inputs.items():
+            values[(GRAPH_INPUTS, name)] = value
+        remaining = dict(self._counts)
+        total = len(graph.nodes)
+        t0 = time.perf_counter()
+        try:
+            for i, node in enumerate(graph.nodes.values()):
+                if progress_callback is not None:
+                    progress_callback(100.0 * i / total, node.name)
+                args = {}
+                for port, ref in node.inputs.items():
+                    args[port] = values.get(ref)
+                    left = remaining[ref] = remaining[ref] - 1
+                    if left == 0:
+                        values.pop(ref, None)
+                for port, spec in node.stage_cls.inputs.items():
+                    if port not in args:
+                        args[port] = None
+                outs = self._run_node(node, args, state, report)
+                for port, value in outs.items():
+                    values[(node.name, port)] = value
+            outputs = {name: values[(ref.node, ref.port)] if ref.node != GRAPH_INPUTS else inputs.get(ref.port)
+                       for name, ref in graph.outputs.items()}
+            report.ok = True
+        except UserError as exc:
+            report.error = str(exc)
+            report.seconds = time.perf_counter() - t0
+            raise
+        except VCGraphError as exc:
+            report.error = str(exc)
+            if not (self.fallback_on_error and graph.fallback is not None):
+                report.seconds = time.perf_counter() - t0
+                raise
+            log.warning("graph '%s' failed (%s); producing the fallback output", graph.name, exc)
+            fb = self._run_node(graph.fallback, {p: inputs.get(r.port) for p, r in graph.fallback.inputs.items()},
+                                state, report)
+            outputs = {name: fb[name] for name in graph.outputs}
+            report.fallback_used = True
+        report.seconds = time.perf_counter() - t0
+        if progress_callback is not None:
+            progress_callback(100.0, "completed")
+        return RunResult(outputs, report)
+
+    def _check_inputs(self, inputs: dict[str, Any]) -> None:
+        declared = self.graph.spec.inputs
+        unknown = [k for k in inputs if k not in declared]
+        if unknown:
+            raise PipelineError(f"unknown graph input(s) {', '.join(unknown)} "
+                                f"(inputs: {', '.join(declared) or 'none'})")
+        missing = [k for k, spec in declared.items() if not spec.optional and inputs.get(k) is None]
+        if missing:
+            raise PipelineError(f"missing graph input(s): {', '.join(missing)}")
+
+    def _run_node(self, node: Node, args: dict[str, Any], state: dict[str, dict], report: RunReport) -> dict:
+        tries, skipped = self._plans[node.name]
+        rep = NodeReport(node.name, node.stage_cls.name, skipped=dict(skipped))
+        report.nodes[node.name] = rep
+        node_state = state.setdefault(node.name, {})
+        last: BaseException | None = None
+        t_node = time.perf_counter()
+        for position, (kind, device) in enumerate(tries):
+            for attempt in range(self.max_retries + 1):
+                t0 = time.perf_counter()
+                try:
+                    stage = self.stage(node, kind, device)
+                    ctx = RunContext(node.name, kind, device, node_state)
+                    outs = stage.call(kind, ctx, args)
+                    _check_outputs(node, kind, outs)
+                except UserError as exc:
+                    rep.attempts.append(Attempt(kind, device, False, time.perf_counter() - t0, str(exc)))
+                    rep.seconds = time.perf_counter() - t_node
+                    raise _with_node(exc, node.name, kind)
+                except Exception as exc:  # noqa: BLE001 - every failure is recorded, then retried or fallen back
+                    if device.startswith("cuda") and not isinstance(exc, VCGraphError):
+                        exc = _chain(CUDAKernelError(f"{type(exc).__name__}: {exc}", node=node.name, kind=kind), exc)
+                    rep.attempts.append(Attempt(kind, device, False, time.perf_counter() - t0,
+                                                f"{type(exc).__name__}: {exc}"))
+                    last = exc
+                    if is_transient(exc) and attempt < self.max_retries:
+                        log.warning("node '%s': %s failed with a transient error (%s); retry %d of %d",
+                                    node.name, kind, exc, attempt + 1, self.max_retries)
+                        continue
+                    nxt = tries[position + 1][0] if position + 1 < len(tries) else None
+                    log.warning("node '%s': %s implementation failed (%s: %s); %s", node.name, kind,
+                                type(exc).__name__, exc, f"falling back to {nxt}" if nxt else "no fallback left")
+                    break
+                else:
+                    rep.attempts.append(Attempt(kind, device, True, time.perf_counter() - t0))
+                    rep.implementation, rep.device = kind, device
+                    rep.seconds = time.perf_counter() - t_node
+                    return outs
+        rep.seconds = time.perf_counter() - t_node
+        rerun = ", ".join(self.graph.downstream_of(node.name)) if node.name in self.graph.nodes else node.name
+        if not tries:
+            why = "; ".join(f"{k}: {r}" for k, r in skipped.items())
+            raise PipelineError(f"no implementation can run here ({why})", node=node.name)
+        summary = "; ".join(rep.errors)
+        all_cuda = all(d.startswith("cuda") for _, d in tries)
+        cls = CUDAKernelError if all_cuda else PipelineError
+        raise _chain(cls(f"every implementation failed ({summary}); re-run from: {rerun}", node=node.name), last)
+
+
+def _check_outputs(node: Node, kind: str, outs: Any) -> None:
+    if not isinstance(outs, dict):
+        raise StageError(f"implementation returned {type(outs).__name__}, not a dict of outputs",
+                         node=node.name, kind=kind)
+    missing = [p for p in node.stage_cls.outputs if p not in outs]
+    if missing:
+        raise StageError(f"implementation did not produce output(s) {', '.join(missing)}",
+                         node=node.name, kind=kind)
+
+
+def _chain(new: BaseException, cause: BaseException | None) -> BaseException:
+    new.__cause__ = cause
+    return new
+
+
+def _with_node(exc: BaseException, node: str, kind: str) -> BaseException:
+    """Attach the node name to a stage's error that lacks it."""
+    if isinstance(exc, StageError) and exc.node is None:
+        exc.node, exc.kind = node, kind
+        exc.args = (f"[{node}] {exc.message}",) + exc.args[1:]
+    return exc

@@ -1,0 +1,300 @@
+"""A validated graph: stage types resolved, configs checked, wiring typed, nodes sorted.
+
+:func:`build_graph` turns a :class:`~vcgraph.config.GraphSpec` into a :class:`Graph`, or
+raises :class:`~vcgraph.errors.ConfigErrors` listing every problem at once, each with its node
+and key. A graph is plain data: running it is the executor's job.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from pydantic import ValidationError
+
+from .config import GraphSpec, NodeSpec
+from .errors import ConfigError, ConfigErrors
+from .plugins import Registry, get_registry
+from .stage import Port, Stage, StageConfig, types_compatible
+
+GRAPH_INPUTS = "inputs"
+
+
+class Ref(NamedTuple):
+    """A reference to a value: a graph input (``inputs.audio``) or a node output (``pre.audio``)."""
+
+    node: str  # GRAPH_INPUTS for graph inputs
+    port: str
+
+    def __str__(self) -> str:
+        return f"{self.node}.{self.port}"
+
+
+def parse_ref(text: str) -> Ref:
+    """Parse ``node.port`` or ``inputs.name``."""
+    node, dot, port = str(text).partition(".")
+    if not dot or not node or not port or "." in port:
+        raise ValueError(f"'{text}' is not of the form node.port or inputs.name")
+    return Ref(node, port)
+
+
+@dataclass
+class Node:
+    """A node of a built graph."""
+
+    name: str
+    stage_cls: type[Stage]
+    config: StageConfig
+    inputs: dict[str, Ref]
+    kinds: tuple[str, ...]  # implementation kinds to try, in order
+    plugin: str = ""
+
+
+@dataclass
+class Graph:
+    """A validated DAG of nodes in dependency order, with its outputs and optional fallback."""
+
+    spec: GraphSpec
+    nodes: dict[str, Node]  # in dependency (topological) order
+    outputs: dict[str, Ref]
+    fallback: Node | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def consumer_counts(self) -> dict[Ref, int]:
+        """How many consumers (node inputs and graph outputs) read each value."""
+        counts: dict[Ref, int] = {}
+        for node in self.nodes.values():
+            for ref in node.inputs.values():
+                counts[ref] = counts.get(ref, 0) + 1
+        for ref in self.outputs.values():
+            counts[ref] = counts.get(ref, 0) + 1
+        return counts
+
+    def downstream_of(self, name: str) -> list[str]:
+        """``name`` and every node that depends on it, in run order."""
+        hit = {name}
+        for node in self.nodes.values():
+            if any(ref.node in hit for ref in node.inputs.values()):
+                hit.add(node.name)
+        return [n for n in self.nodes if n in hit]
+
+    # -- drawing ---------------------------------------------------------------------------
+    def to_mermaid(self) -> str:
+        """The DAG as Mermaid flowchart text."""
+        lines = ["flowchart LR"]
+        for name in self.spec.inputs:
+            lines.append(f'    in_{name}(["{name}"])')
+        for node in self.nodes.values():
+            lines.append(f'    {node.name}["{node.name}<br/><i>{node.stage_cls.name}</i>"]')
+        for name in self.outputs:
+            lines.append(f'    out_{name}(["{name}"])')
+        for node in self.nodes.values():
+            for port, ref in node.inputs.items():
+                src = f"in_{ref.port}" if ref.node == GRAPH_INPUTS else ref.node
+                lines.append(f"    {src} -->|{port}| {node.name}")
+        for name, ref in self.outputs.items():
+            src = f"in_{ref.port}" if ref.node == GRAPH_INPUTS else ref.node
+            lines.append(f"    {src} -->|{ref.port}| out_{name}")
+        return "\n".join(lines) + "\n"
+
+    def to_dot(self) -> str:
+        """The DAG as Graphviz DOT text."""
+        lines = [f'digraph "{self.name}" {{', "    rankdir=LR;"]
+        for name in self.spec.inputs:
+            lines.append(f'    "in:{name}" [shape=ellipse, label="{name}"];')
+        for node in self.nodes.values():
+            lines.append(f'    "{node.name}" [shape=box, label="{node.name}\\n({node.stage_cls.name})"];')
+        for name in self.outputs:
+            lines.append(f'    "out:{name}" [shape=ellipse, label="{name}"];')
+        for node in self.nodes.values():
+            for port, ref in node.inputs.items():
+                src = f"in:{ref.port}" if ref.node == GRAPH_INPUTS else ref.node
+                lines.append(f'    "{src}" -> "{node.name}" [label="{port}"];')
+        for name, ref in self.outputs.items():
+            src = f"in:{ref.port}" if ref.node == GRAPH_INPUTS else ref.node
+            lines.append(f'    "{src}" -> "out:{name}" [label="{ref.port}"];')
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+
+class _Collector:
+    """Collects configuration errors with their YAML locations."""
+
+    def __init__(self, spec: GraphSpec):
+        self.spec, self.errors = spec, []
+
+    def add(self, message: str, path: str, node: str | None = None) -> None:
+        self.errors.append(ConfigError(message, path=path, node=node, source=self.spec.location(path)))
+
+
+def build_graph(spec: GraphSpec, registry: Registry | None = None) -> Graph:
+    """Resolve and validate ``spec``; raise :class:`ConfigErrors` listing every problem."""
+    registry = registry or get_registry()
+    errs = _Collector(spec)
+    settings = spec.settings
+    nodes: dict[str, Node] = {}
+
+    for name, nspec in spec.nodes.items():
+        if name == GRAPH_INPUTS or "." in name:
+            errs.add(f"'{name}' cannot be a node name", f"nodes.{name}", name)
+            continue
+        node = _build_node(name, nspec, f"nodes.{name}", registry, settings, errs)
+        if node is not None:
+            nodes[name] = node
+
+    def output_port(ref: Ref) -> Port | None:
+        if ref.node == GRAPH_INPUTS:
+            inp = spec.inputs.get(ref.port)
+            return Port(inp.type, optional=inp.optional) if inp else None
+        node = nodes.get(ref.node)
+        return node.stage_cls.outputs.get(ref.port) if node else None
+
+    def check_ref(text: str, path: str, node_name: str | None, expected: Port | None,
+                  inputs_only: bool = False) -> Ref | None:
+        try:
+            ref = parse_ref(text)
+        except ValueError as exc:
+            errs.add(str(exc), path, node_name)
+            return None
+        if ref.node == GRAPH_INPUTS:
+            if ref.port not in spec.inputs:
+                known = ", ".join(spec.inputs) or "none"
+                errs.add(f"'{text}' names no graph input (inputs: {known})", path, node_name)
+                return None
+        elif inputs_only:
+            errs.add(f"'{text}': the fallback node may only read graph inputs", path, node_name)
+            return None
+        elif ref.node not in spec.nodes:
+            errs.add(f"'{text}' names no node (nodes: {', '.join(spec.nodes)})", path, node_name)
+            return None
+        elif ref.node not in nodes:
+            return None  # that node already has an error
+        elif ref.port not in nodes[ref.node].stage_cls.outputs:
+            ports = ", ".join(nodes[ref.node].stage_cls.outputs) or "none"
+            errs.add(f"node '{ref.node}' has no output '{ref.port}' (outputs: {ports})", path, node_name)
+            return None
+        produced = output_port(ref)
+        if expected is not None and produced is not None and not types_compatible(produced.type, expected.type):
+            errs.add(f"type mismatch: '{text}' is {produced.type}, but this input takes {expected.type}",
+                     path, node_name)
+        return ref
+
+    for name, node in nodes.items():
+        wiring = spec.nodes[name].inputs
+        _wire(node, wiring, f"nodes.{name}.inputs", errs, check_ref)
+
+    outputs: dict[str, Ref] = {}
+    for out_name, text in spec.outputs.items():
+        ref = check_ref(text, f"outputs.{out_name}", None, None)
+        if ref is not None:
+            outputs[out_name] = ref
+
+    fallback = None
+    if spec.fallback is not None:
+        fallback = _build_node("fallback", spec.fallback, "fallback", registry, settings, errs)
+        if fallback is not None:
+            _wire(fallback, spec.fallback.inputs, "fallback.inputs", errs,
+                  lambda *a: check_ref(*a, inputs_only=True))
+            missing = [o for o in spec.outputs if o not in fallback.stage_cls.outputs]
+            if missing:
+                errs.add(f"the fallback stage '{fallback.stage_cls.name}' has no output for graph "
+                         f"output(s) {', '.join(missing)}", "fallback.stage", "fallback")
+
+    order = _topological_order(nodes, errs)
+    if errs.errors:
+        raise errs.errors[0] if len(errs.errors) == 1 else ConfigErrors(errs.errors)
+
+    graph = Graph(spec, {n: nodes[n] for n in order}, outputs, fallback)
+    graph.warnings = _unused(graph)
+    return graph
+
+
+def _build_node(name: str, nspec: NodeSpec, path: str, registry: Registry, settings, errs: _Collector) -> Node | None:
+    try:
+        stage_cls = registry.stage(nspec.stage)
+    except ConfigError as exc:
+        errs.add(exc.message, f"{path}.stage", name)
+        return None
+    try:
+        config = stage_cls.Config.model_validate(nspec.config)
+    except ValidationError as exc:
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            errs.add(_config_message(err, stage_cls), f"{path}.config.{key}" if key else f"{path}.config", name)
+        return None
+    offered = stage_cls.implementations()
+    if nspec.implementations is not None:
+        for i, kind in enumerate(nspec.implementations):
+            if kind not in offered:
+                errs.add(f"stage '{stage_cls.name}' has no '{kind}' implementation "
+                         f"(it has: {', '.join(offered)})", f"{path}.implementations.{i}", name)
+    wanted = nspec.implementations or settings.implementations
+    kinds = tuple(k for k in wanted if k in offered and (settings.use_cuda or k != "cuda"))
+    if not kinds and nspec.implementations is None:
+        errs.add(f"stage '{stage_cls.name}' offers none of the kinds {list(wanted)} "
+                 f"(it has: {', '.join(offered)}); set this node's `implementations`", path, name)
+        return None
+    return Node(name, stage_cls, config, {}, kinds, registry.plugin_of(stage_cls.name))
+
+
+def _wire(node: Node, wiring: dict[str, str], path: str, errs: _Collector, check_ref) -> None:
+    ports = node.stage_cls.inputs
+    for port, text in wiring.items():
+        if port not in ports:
+            errs.add(f"stage '{node.stage_cls.name}' has no input '{port}' (inputs: {', '.join(ports) or 'none'})",
+                     f"{path}.{port}", node.name)
+            continue
+        ref = check_ref(text, f"{path}.{port}", node.name, ports[port])
+        if ref is not None:
+            node.inputs[port] = ref
+    for port, spec in ports.items():
+        if port not in wiring and not spec.optional:
+            errs.add(f"required input '{port}' ({spec.type}) of stage '{node.stage_cls.name}' is not connected",
+                     path, node.name)
+
+
+def _topological_order(nodes: dict[str, Node], errs: _Collector) -> list[str]:
+    """Dependency order; among ready nodes, the one declared first runs first."""
+    deps = {n: {r.node for r in node.inputs.values() if r.node in nodes} for n, node in nodes.items()}
+    order: list[str] = []
+    placed: set[str] = set()
+    progress = True
+    while progress and len(order) < len(nodes):
+        progress = False
+        for n in nodes:
+            if n not in placed and deps[n] <= placed:
+                order.append(n)
+                placed.add(n)
+                progress = True
+                break
+    if len(order) < len(nodes):
+        stuck = [n for n in nodes if n not in placed]
+        errs.add(f"the graph has a cycle through nodes: {' -> '.join(stuck)}", f"nodes.{stuck[0]}.inputs", stuck[0])
+    return order
+
+
+def _unused(graph: Graph) -> list[str]:
+    """Warnings for nodes that feed no output and graph inputs that nothing reads."""
+    needed = {r.node for r in graph.outputs.values()}
+    for node in reversed(list(graph.nodes.values())):
+        if node.name in needed:
+            needed.update(r.node for r in node.inputs.values())
+    warnings = [f"node '{n}' does not contribute to any graph output" for n in graph.nodes if n not in needed]
+    read = {r.port for node in graph.nodes.values() for r in node.inputs.values() if r.node == GRAPH_INPUTS}
+    read |= {r.port for r in graph.outputs.values() if r.node == GRAPH_INPUTS}
+    if graph.fallback:
+        read |= {r.port for r in graph.fallback.inputs.values()}
+    warnings += [f"graph input '{i}' is not used" for i in graph.spec.inputs if i not in read]
+    return warnings
+
+
+def _config_message(err: dict[str, Any], stage_cls: type[Stage]) -> str:
+    if err["type"] == "extra_forbidden":
+        known = ", ".join(stage_cls.Config.model_fields) or "none"
+        return f"unknown config key for stage '{stage_cls.name}' (keys: {known})"
+    if err["type"] == "missing":
+        return "required config key is missing"
+    return f"{err['msg']} (got {err.get('input')!r})"

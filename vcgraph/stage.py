@@ -1,0 +1,153 @@
+"""Stage types: what a plugin registers.
+
+A stage type is a subclass of :class:`Stage` that declares a ``name``, a pydantic ``Config``
+model, typed input and output :class:`Port` s, and one method per implementation kind, marked
+with :func:`implementation`::
+
+    class Gain(Stage):
+        '''Multiply a signal by a constant.'''
+        name = "gain"
+        class Config(StageConfig):
+            factor: float = Field(1.0, ge=0, description="linear gain")
+        inputs = {"signal": Port("array")}
+        outputs = {"signal": Port("array")}
+
+        @implementation("cpu")
+        def run_cpu(self, ctx, signal):
+            return {"signal": signal * self.config.factor}
+
+The executor calls an implementation with a :class:`RunContext` and the inputs as keyword
+arguments; it returns a dict with one value per output port.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+#: Implementation kinds the executor knows, fastest first. Plugins may add others.
+KNOWN_KINDS = ("cuda", "cpu", "simplified", "passthrough")
+
+
+class StageConfig(BaseModel):
+    """Base of every stage's config model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Port:
+    """A typed input or output of a stage.
+
+    ``type`` is a free-form name (``"audio"``, ``"f0"``, ``"any"``); two ports connect when
+    their types are equal or either is ``"any"``. An ``optional`` input may stay unconnected
+    and is then passed as ``None``.
+    """
+
+    type: str = "any"
+    description: str = ""
+    optional: bool = False
+
+
+def types_compatible(produced: str, expected: str) -> bool:
+    """Whether an output of type ``produced`` may feed an input of type ``expected``."""
+    return produced == expected or "any" in (produced, expected)
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One way to run a stage: its kind, the device it uses and the method to call."""
+
+    kind: str
+    device: str
+    method_name: str
+
+
+def implementation(kind: str, *, device: str | None = None) -> Callable:
+    """Mark a :class:`Stage` method as the implementation of ``kind``.
+
+    ``device`` defaults to ``"cuda"`` for the ``cuda`` kind and ``"cpu"`` otherwise.
+    """
+
+    def mark(fn: Callable) -> Callable:
+        fn.__vcgraph_impl__ = Implementation(kind, device or ("cuda" if kind == "cuda" else "cpu"),
+                                             fn.__name__)
+        return fn
+
+    return mark
+
+
+@dataclass
+class RunContext:
+    """What an implementation gets besides its inputs.
+
+    ``state`` is private to one node of one run — or of one stream, where it lives across
+    blocks — so stateful stages never share mutable data between concurrent runs.
+    """
+
+    node: str
+    kind: str
+    device: str
+    state: dict = field(default_factory=dict)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("vcgraph.stage"))
+
+
+class Stage:
+    """Base class of stage types. See the module docstring for an example."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[StageConfig]] = StageConfig
+    inputs: ClassVar[dict[str, Port]] = {}
+    outputs: ClassVar[dict[str, Port]] = {}
+    _implementations: ClassVar[dict[str, Implementation]] = {}
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        found: dict[str, Implementation] = {}
+        for klass in reversed(cls.__mro__):
+            for attr in vars(klass).values():
+                impl = getattr(attr, "__vcgraph_impl__", None)
+                if impl is not None:
+                    found[impl.kind] = impl
+        cls._implementations = found
+
+    def __init__(self, config: StageConfig):
+        self.config = config
+
+    # -- description -----------------------------------------------------------------------
+    @classmethod
+    def implementations(cls) -> dict[str, Implementation]:
+        """The implementation kinds this stage offers, by kind."""
+        return dict(cls._implementations)
+
+    @classmethod
+    def description(cls) -> str:
+        """First line of the class docstring."""
+        return (inspect.getdoc(cls) or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    @classmethod
+    def unavailable_reason(cls, kind: str) -> str | None:
+        """Why ``kind`` cannot run on this machine, or None when it can.
+
+        The default checks that CUDA is present for implementations on a CUDA device;
+        override to check optional packages or model files.
+        """
+        impl = cls._implementations.get(kind)
+        if impl is None:
+            return f"stage '{cls.name}' has no '{kind}' implementation"
+        if impl.device.startswith("cuda"):
+            from .devices import cuda_available
+            if not cuda_available():
+                return "CUDA is not available on this machine"
+        return None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def setup(self, kind: str, device: str) -> None:
+        """Load models or precompute tables for ``kind`` (called once, before its first run)."""
+
+    def call(self, kind: str, ctx: RunContext, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Run implementation ``kind`` on ``inputs``."""
+        return getattr(self, self._implementations[kind].method_name)(ctx, **inputs)
