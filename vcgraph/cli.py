@@ -132,14 +132,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(result.report.to_dict(), indent=2, default=str))
     elif args.report:
         print(result.report.format_table())
-    for node in result.report.nodes.values():
-        if node.attempts and not node.attempts[0].ok:
+    print_run_warnings(result.report)
+    return 0
+
+
+def print_run_warnings(report) -> None:
+    """Tell the user on stderr about every node that fell back, and a graph-level fallback."""
+    for node in report.nodes.values():
+        if node.implementation and node.attempts and not node.attempts[0].ok:
             print(f"vcgraph: warning: node '{node.node}' fell back to {node.implementation}: {node.errors[0]}",
                   file=sys.stderr)
-    if result.report.fallback_used:
-        print(f"vcgraph: warning: the graph failed ({result.report.error}); outputs are the fallback's",
-              file=sys.stderr)
-    return 0
+    if report.fallback_used:
+        print(f"vcgraph: warning: the graph failed ({report.error}); outputs are the fallback's", file=sys.stderr)
 
 
 def parse_inputs(declared: dict, items: list[str]) -> dict[str, Any]:

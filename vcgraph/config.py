@@ -46,7 +46,7 @@ class Settings(_Strict):
     max_retries: int = Field(3, ge=0, le=100, description="retries of a transient failure per implementation")
     fallback_on_error: bool = Field(True, description="when every implementation of a node fails, "
                                     "run the graph's `fallback` node to produce a safe output")
-    implementations: list[str] = Field(list(KNOWN_KINDS[:3]), min_length=1,
+    implementations: list[str] = Field(list(KNOWN_KINDS), min_length=1,
                                        description="implementation kinds to try, in order")
 
 
@@ -126,7 +126,8 @@ def _as_dotlist(overrides: list[str] | dict[str, Any] | None) -> list[str]:
     if isinstance(overrides, dict):
         return [f"{k}={v}" for k, v in overrides.items()]
     for item in overrides:
-        if "=" not in item:
+        key, eq, _ = str(item).partition("=")
+        if not eq or not key.strip():
             raise ConfigError(f"override '{item}' is not of the form key.path=value")
     return list(overrides)
 
@@ -153,13 +154,18 @@ def load_graph_spec(source: str | os.PathLike | dict, overrides: list[str] | dic
             except yaml.YAMLError as exc:
                 raise ConfigError(f"{path}: not valid YAML: {exc}") from None
         dotlist = _as_dotlist(overrides)
-        if dotlist:
-            conf = OmegaConf.merge(conf, OmegaConf.from_dotlist(dotlist))
+        for item in dotlist:
+            try:
+                conf = OmegaConf.merge(conf, OmegaConf.from_dotlist([item]))
+            except yaml.YAMLError as exc:  # the value part is not valid YAML
+                msg = str(exc).splitlines()[0]
+                raise ConfigError(f"override '{item}': cannot parse the value: {msg}",
+                                  path=item.partition("=")[0]) from None
         data = OmegaConf.to_container(conf, resolve=True)
     except OmegaConfBaseException as exc:
         msg = str(exc).splitlines()[0]
         key = getattr(exc, "full_key", None)
-        raise ConfigError(msg, path=key or None) from None
+        raise ConfigError(msg, path=key or None, source=locations.get(key) if key else None) from None
     if not isinstance(data, dict):
         raise ConfigError("a graph file must be a YAML mapping")
     try:
@@ -197,9 +203,15 @@ def cut_spec(spec: GraphSpec, outputs: dict[str, str]) -> GraphSpec:
     fallback are dropped — e.g. to run only a graph's analysis part.
     """
     needed = {str(ref).partition(".")[0] for ref in outputs.values()}
-    for name in reversed(list(spec.nodes)):
-        if name in needed:
-            needed.update(ref.partition(".")[0] for ref in spec.nodes[name].inputs.values())
+    todo = list(needed)
+    while todo:  # nodes may be declared in any order: follow the wiring, not the file order
+        name = todo.pop()
+        if name in spec.nodes:
+            for ref in spec.nodes[name].inputs.values():
+                dep = ref.partition(".")[0]
+                if dep not in needed:
+                    needed.add(dep)
+                    todo.append(dep)
     nodes = {n: s for n, s in spec.nodes.items() if n in needed}
     read = {ref.partition(".")[2] for s in nodes.values() for ref in s.inputs.values() if ref.startswith("inputs.")}
     read |= {ref.partition(".")[2] for ref in outputs.values() if ref.startswith("inputs.")}

@@ -43,11 +43,13 @@ class Executor:
     """Runs one graph; holds one stage instance per node, shared by concurrent runs.
 
     ``use_cuda``, ``max_retries`` and ``fallback_on_error`` default to the graph's settings.
+    ``only_kind`` (benchmarks) makes every node that offers that kind use it alone.
     """
 
     def __init__(self, graph: Graph, *, use_cuda: bool | None = None, max_retries: int | None = None,
-                 fallback_on_error: bool | None = None):
+                 fallback_on_error: bool | None = None, only_kind: str | None = None):
         s = graph.spec.settings
+        self.only_kind = only_kind
         self.graph = graph
         self.use_cuda = s.use_cuda if use_cuda is None else use_cuda
         self.max_retries = s.max_retries if max_retries is None else max_retries
@@ -65,7 +67,8 @@ class Executor:
         """(kind, device) pairs to try, and kinds skipped with the reason."""
         impls = node.stage_cls.implementations()
         tries, skipped = [], {}
-        for kind in node.kinds:
+        kinds = (self.only_kind,) if self.only_kind in impls else node.kinds
+        for kind in kinds:
             if kind == "cuda" and not self.use_cuda:
                 skipped[kind] = "use_cuda is off"
                 continue
@@ -125,17 +128,18 @@ class Executor:
                         args[port] = None
                 outs = self._run_node(node, args, state, report)
                 for port, value in outs.items():
-                    values[(node.name, port)] = value
+                    if self._counts.get((node.name, port)):  # keep only values something reads
+                        values[(node.name, port)] = value
+                del args, outs
             outputs = {name: values[(ref.node, ref.port)] if ref.node != GRAPH_INPUTS else inputs.get(ref.port)
                        for name, ref in graph.outputs.items()}
             report.ok = True
-        except UserError as exc:
-            report.error = str(exc)
-            report.seconds = time.perf_counter() - t0
-            raise
         except VCGraphError as exc:
             report.error = str(exc)
-            if not (self.fallback_on_error and graph.fallback is not None):
+            # a stage's UserError (bad input) stops the run; a node whose implementations all
+            # failed (a PipelineError marked `exhausted`) may still get the graph fallback
+            user_error = isinstance(exc, UserError) and not getattr(exc, "exhausted", False)
+            if user_error or not (self.fallback_on_error and graph.fallback is not None):
                 report.seconds = time.perf_counter() - t0
                 raise
             log.warning("graph '%s' failed (%s); producing the fallback output", graph.name, exc)
@@ -200,11 +204,15 @@ class Executor:
         rerun = ", ".join(self.graph.downstream_of(node.name)) if node.name in self.graph.nodes else node.name
         if not tries:
             why = "; ".join(f"{k}: {r}" for k, r in skipped.items())
-            raise PipelineError(f"no implementation can run here ({why})", node=node.name)
+            err = PipelineError(f"no implementation can run here ({why})", node=node.name)
+            err.exhausted = True
+            raise err
         summary = "; ".join(rep.errors)
         all_cuda = all(d.startswith("cuda") for _, d in tries)
         cls = CUDAKernelError if all_cuda else PipelineError
-        raise _chain(cls(f"every implementation failed ({summary}); re-run from: {rerun}", node=node.name), last)
+        err = cls(f"every implementation failed ({summary}); re-run from: {rerun}", node=node.name)
+        err.exhausted = True
+        raise _chain(err, last)
 
 
 def _check_outputs(node: Node, kind: str, outs: Any) -> None:

@@ -25,9 +25,10 @@ class Pipeline:
     """A graph ready to run, with thread-safe statistics of its runs."""
 
     def __init__(self, graph: Graph, *, use_cuda: bool | None = None, max_retries: int | None = None,
-                 fallback_on_error: bool | None = None):
+                 fallback_on_error: bool | None = None, only_kind: str | None = None):
         self.graph = graph
-        self._options = dict(use_cuda=use_cuda, max_retries=max_retries, fallback_on_error=fallback_on_error)
+        self._options = dict(use_cuda=use_cuda, max_retries=max_retries, fallback_on_error=fallback_on_error,
+                             only_kind=only_kind)
         self.executor = Executor(graph, **self._options)
         self.stats = RunStats()
         self.registry: Registry | None = None  # None: the process-wide registry

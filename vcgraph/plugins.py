@@ -122,7 +122,17 @@ class Registry:
                 found[stage_cls.name] = (stage_cls, _plugin)
                 self.info.setdefault(_plugin, PluginInfo(_plugin)).stages.append(stage_cls.name)
 
-            impl.function(register=register)
+            before = dict(found)
+            try:
+                impl.function(register=register)
+            except PluginError:
+                raise
+            except Exception as exc:  # e.g. a lazy import inside the hook: keep the other plugins
+                found.clear()
+                found.update(before)
+                info = self.info.setdefault(plugin_name, PluginInfo(plugin_name))
+                info.stages, info.error = [], f"{type(exc).__name__}: {exc}"
+                log.warning("plugin '%s' failed to register its stages: %s", plugin_name, info.error)
         return found
 
     def stage(self, name: str) -> type[Stage]:

@@ -1,0 +1,111 @@
+"""``vcgraph enroll``, ``vcgraph convert`` (and ``vcgraph eval``), added through the plugin hook."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from vcgraph.audio import Audio, read_audio, write_audio
+from vcgraph.cli import print_run_warnings
+from vcgraph.errors import UserError
+from vcgraph.progress import ProgressBar
+
+ENROLL_EPILOG = """\
+examples:
+  vcgraph enroll alice_*.wav -o alice.vcp
+  vcgraph enroll ref1.wav ref2.flac -o bob.vcp --presets fast
+
+Use 10 s to a few minutes of clean speech of one speaker. The profile holds the speaker's
+256-d GE2E embedding (resemblyzer compatible) plus each preset's target data; it is an npz
+archive loaded without pickle, so profiles from others run no code.
+"""
+
+CONVERT_EPILOG = """\
+examples:
+  vcgraph convert me.wav --target alice.vcp -o me_as_alice.wav
+  vcgraph convert me.wav --target alice.vcp -o out.wav --pitch-shift -2 --config fast
+  vcgraph convert me.wav --target alice_embedding.npy -o out.wav     (embedding only: lower quality)
+  vcgraph convert me.wav --target alice.vcp -o out.wav --set nodes.voice_synthesis.config.k=4 --report
+
+Presets: quality (default; best similarity, slower) and fast (real-time on a laptop CPU).
+--config also takes a YAML graph file of your own.
+"""
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("enroll", help="build a target voice profile (.vcp) from reference recordings",
+                       description="Analyse reference recordings of one speaker into a voice profile.",
+                       epilog=ENROLL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("refs", nargs="+", metavar="REF", help="reference sound files (wav, flac, ...)")
+    p.add_argument("-o", "--output", required=True, metavar="VOICE.vcp", help="profile file to write")
+    p.add_argument("--presets", default="quality,fast",
+                   help="presets whose conversion data to include (default: quality,fast)")
+    p.add_argument("--set", "-s", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                   help="graph override applied to the presets' analysis (repeatable)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("convert", help="convert a recording toward a target voice",
+                       description="Convert SRC toward a target voice, keeping its words and duration.",
+                       epilog=CONVERT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", metavar="SRC", help="source sound file")
+    p.add_argument("--target", "-t", required=True, metavar="VOICE",
+                   help="target: a .vcp profile from `vcgraph enroll`, or a 256-d .npy embedding")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.wav")
+    p.add_argument("--pitch-shift", type=float, default=0.0, metavar="N",
+                   help="extra pitch shift in semitones after mapping to the target's range")
+    p.add_argument("--config", "-c", default="quality", metavar="PRESET|YAML",
+                   help="quality (default), fast, or a graph YAML file")
+    p.add_argument("--set", "-s", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                   help="graph override, e.g. settings.use_cuda=false (repeatable)")
+    p.add_argument("--output-rate", type=int, metavar="HZ", help="output sample rate (default: the source's)")
+    p.add_argument("--report", action="store_true", help="print which implementation ran per node")
+    p.add_argument("--json", action="store_true", help="print the run report as JSON")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_convert)
+
+    try:
+        from .eval.cli import add_eval_command
+    except ImportError:
+        return
+    add_eval_command(sub)
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from .enroll import enroll_files
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    bar = None if args.no_progress else ProgressBar("enroll")
+    profile = enroll_files(args.refs, presets=presets, overrides=args.overrides, progress=bar)
+    if bar:
+        bar.close()
+    profile.save(args.output)
+    print(f"wrote {args.output}: {profile.seconds:.1f} s of reference audio, methods: "
+          f"{', '.join(profile.methods) or 'embedding only'}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from vcgraph.pipeline import Pipeline
+    from .api import preset_path
+    from .profile import load_target
+    overrides = list(args.overrides)
+    if args.output_rate:
+        overrides.append(f"nodes.postprocessing.config.sample_rate={args.output_rate}")
+    pipe = Pipeline.from_yaml(preset_path(args.config), overrides)
+    target = load_target(args.target)
+    if not hasattr(target, "methods"):
+        print("vcgraph: note: the target is a bare embedding: the voice moves toward it, but a profile "
+              "from `vcgraph enroll` converts much better", file=sys.stderr)
+    audio = read_audio(args.source)
+    bar = None if args.no_progress or args.json else ProgressBar("convert")
+    result = pipe.run({"audio": audio, "target": target, "pitch_shift": args.pitch_shift}, progress_callback=bar)
+    if bar:
+        bar.close()
+    out: Audio = result["audio"]
+    write_audio(args.output, out)
+    if args.json:
+        print(json.dumps(result.report.to_dict(), indent=2, default=str))
+    elif args.report:
+        print(result.report.format_table())
+    print_run_warnings(result.report)
+    return 0

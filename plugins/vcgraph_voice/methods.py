@@ -1,0 +1,31 @@
+"""Conversion methods by name: what enrolment calls to condense reference analyses.
+
+A method pairs a feature-extraction stage with a synthesis stage (``quality``:
+world-features + knn-synthesis; ``fast``: fast-features + fast-synthesis) and stores its
+own part of a profile under its name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .errors import VoiceConversionError
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    enroll: Callable[[list], dict[str, np.ndarray]]
+
+
+def get_method(name: str) -> Method:
+    """The conversion method called ``name``."""
+    if name == "quality":
+        from .stages.world_knn import enroll
+    elif name == "fast":
+        from .stages.fast_torch import enroll
+    else:
+        raise VoiceConversionError(f"unknown conversion method '{name}' (known: quality, fast)")
+    return Method(name, enroll)

@@ -1,0 +1,107 @@
+"""Fast method: torch analysis, statistics mapping and a harmonic-plus-noise vocoder.
+
+Every step is a torch op, so the ``cuda`` implementation runs the same code on the GPU.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from vcgraph.stage import Port, Stage, StageConfig, implementation
+
+from .. import embedding
+from ..errors import VoiceConversionError
+from ..features import VoiceFeatures, log_mel, resample_contour
+from .world_knn import FeatureConfig
+
+METHOD = "fast"
+
+
+def _fast():
+    from ..dsp import fast
+    return fast
+
+
+class FastFeatures(Stage):
+    """Mel spectrogram, torch F0 and spectral envelope of the source."""
+
+    name = "fast-features"
+
+    class Config(FeatureConfig):
+        pass
+
+    inputs = {"audio": Port("waveform"),
+              "source_f0": Port("array", "F0 (Hz, 0 = unvoiced) spanning the audio, any frame rate", optional=True)}
+    outputs = {"features": Port("voice_features"), "mel": Port("mel"), "f0": Port("f0")}
+
+    def _params(self):
+        c = self.config
+        return _fast().FastParams(f0_min=c.f0_min, f0_max=c.f0_max)
+
+    def _analyze(self, ctx, audio, source_f0, with_embedding: bool = True) -> dict:
+        c = self.config
+        x = audio.samples.to(ctx.device).float()
+        analysis = _fast().analyze(x, audio.sample_rate, self._params())
+        if source_f0 is not None:
+            n = analysis["f0"].shape[-1]
+            f0 = torch.from_numpy(resample_contour(source_f0, n)).to(analysis["f0"])
+            analysis = dict(analysis, f0=f0)
+        mel = log_mel(x, audio.sample_rate, c.n_fft, c.hop_length, c.n_mels)
+        f0 = torch.from_numpy(resample_contour(analysis["f0"], mel.shape[-1])).float()
+        emb = embedding.embed(audio.samples.cpu().numpy(), audio.sample_rate) \
+            if c.source_embedding and with_embedding else None
+        return {"features": VoiceFeatures(METHOD, audio, c.hop_length, mel, f0, emb, analysis), "mel": mel, "f0": f0}
+
+    @implementation("cuda")
+    def run_cuda(self, ctx, audio, source_f0=None):
+        return self._analyze(ctx, audio, source_f0)
+
+    @implementation("cpu")
+    def run_cpu(self, ctx, audio, source_f0=None):
+        return self._analyze(ctx, audio, source_f0)
+
+    @implementation("simplified")
+    def run_simplified(self, ctx, audio, source_f0=None):
+        """CPU, without the source embedding."""
+        return self._analyze(ctx, audio, source_f0, with_embedding=False)
+
+
+class FastSynthesis(Stage):
+    """Map log-F0 and envelope statistics to the target and synthesise with the torch vocoder."""
+
+    name = "fast-synthesis"
+
+    class Config(StageConfig):
+        envelope_strength: float = Field(1.0, ge=0.0, le=1.5,
+                                         description="how far envelope statistics move to the target (0: keep source)")
+
+    inputs = {"features": Port("voice_features"), "speaker": Port("target_voice"),
+              "pitch_shift": Port("float", "semitones", optional=True)}
+    outputs = {"audio": Port("waveform")}
+
+    def _synthesize(self, ctx, features: VoiceFeatures, speaker, pitch_shift) -> dict:
+        if features.method != METHOD:
+            raise VoiceConversionError(f"fast-synthesis needs '{METHOD}' features, got '{features.method}'")
+        shift = float(pitch_shift or 0.0)
+        w = features.waveform
+        if speaker.profile is None or not speaker.profile.has(METHOD):
+            from ..embedding_only import convert_with_embedding
+            y = convert_with_embedding(w, speaker.embedding, shift)
+        else:
+            fast = _fast()
+            y = fast.synthesize(features.analysis, speaker.profile.methods[METHOD], fast.FastParams(), shift)
+        return {"audio": w.with_samples(y.to(ctx.device))}
+
+    @implementation("cuda")
+    def run_cuda(self, ctx, features, speaker, pitch_shift=None):
+        return self._synthesize(ctx, features, speaker, pitch_shift)
+
+    @implementation("cpu")
+    def run_cpu(self, ctx, features, speaker, pitch_shift=None):
+        return self._synthesize(ctx, features, speaker, pitch_shift)
+
+
+def enroll(features: list[VoiceFeatures]) -> dict[str, np.ndarray]:
+    """The fast method's part of a profile: log-F0 and envelope statistics."""
+    return _fast().target_stats([f.analysis for f in features])

@@ -1,0 +1,74 @@
+"""Speaker encoding: the target voice as an L2-normalised 256-d d-vector plus its profile data."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from vcgraph.audio import Audio
+from vcgraph.stage import Port, Stage, StageConfig, implementation
+
+from ..errors import VoiceConversionError
+from ..profile import VoiceProfile, load_target
+from ..validation import normalize_embedding
+
+
+@dataclass(frozen=True)
+class TargetVoice:
+    """What synthesis knows of the target: the d-vector (a tensor on the stage's device) and,
+    when a profile was given, its per-method data."""
+
+    embedding: torch.Tensor
+    profile: VoiceProfile | None
+
+    @property
+    def embedding_only(self) -> bool:
+        return self.profile is None
+
+
+class SpeakerEncoder(Stage):
+    """Turn a target (profile, embedding, or reference audio) into a normalised speaker encoding."""
+
+    name = "speaker-encoder"
+
+    class Config(StageConfig):
+        require_profile: bool = Field(False, description="reject a bare embedding (profiles convert better)")
+
+    inputs = {"target": Port("speaker", "VoiceProfile, .vcp/.npy path, 256-d embedding ((256,), (1, 256) or "
+                                        "list), or reference Audio to enrol on the fly")}
+    outputs = {"speaker": Port("target_voice")}
+
+    def _profile(self, target, device: str) -> VoiceProfile | np.ndarray:
+        target = load_target(target)
+        if isinstance(target, Audio):
+            from ..enroll import enroll_audio
+            return enroll_audio([target], device=device)
+        return target
+
+    def _encode(self, ctx, target) -> dict:
+        if target is None:
+            raise VoiceConversionError("no target voice given")
+        value = self._profile(target, ctx.device)
+        profile = value if isinstance(value, VoiceProfile) else None
+        if profile is None and self.config.require_profile:
+            raise VoiceConversionError("this graph needs a speaker profile (.vcp from `vcgraph enroll`), "
+                                       "not a bare embedding")
+        emb = profile.embedding if profile else normalize_embedding(value)
+        return {"speaker": TargetVoice(torch.from_numpy(emb).to(ctx.device), profile)}
+
+    @implementation("cuda")
+    def run_cuda(self, ctx, target):
+        return self._encode(ctx, target)
+
+    @implementation("cpu")
+    def run_cpu(self, ctx, target):
+        return self._encode(ctx, target)
+
+    @implementation("simplified")
+    def run_simplified(self, ctx, target):
+        """Embedding only: drops profile data, so synthesis takes its embedding-only path."""
+        value = self._profile(target, "cpu")
+        emb = value.embedding if isinstance(value, VoiceProfile) else normalize_embedding(value)
+        return {"speaker": TargetVoice(torch.from_numpy(emb), None)}

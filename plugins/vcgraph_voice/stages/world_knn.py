@@ -1,0 +1,134 @@
+"""Quality method: WORLD analysis + pocketsphinx phone-state labels, label-constrained kNN synthesis.
+
+Matching target frames on *content* labels rather than on spectra keeps the words while the
+envelopes come from the target (see ``dsp/quality.py`` for the method and its measurements).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from vcgraph.stage import Port, Stage, StageConfig, implementation
+
+from .. import embedding
+from ..dsp import quality
+from ..errors import VoiceConversionError
+from ..features import VoiceFeatures, log_mel, resample_contour
+from ..waveform import Waveform
+
+METHOD = "quality"
+
+
+class FeatureConfig(StageConfig):
+    """Settings shared by the feature-extraction stages."""
+
+    n_fft: int = Field(2048, ge=64, le=16384, description="FFT size of the mel spectrogram")
+    hop_length: int = Field(512, ge=16, le=8192, description="hop of the mel spectrogram and F0 output")
+    n_mels: int = Field(80, ge=8, le=256, description="mel bands")
+    f0_min: float = Field(80.0, ge=30.0, le=1000.0, description="lowest F0 searched (Hz)")
+    f0_max: float = Field(800.0, ge=60.0, le=2000.0, description="highest F0 searched (Hz)")
+    source_embedding: bool = Field(True, description="also compute the source's 256-d speaker embedding")
+
+
+class WorldFeatures(Stage):
+    """Mel spectrogram, WORLD F0/envelope/aperiodicity and phone-state labels of the source."""
+
+    name = "world-features"
+
+    class Config(FeatureConfig):
+        frame_period_ms: float = Field(5.0, ge=1.0, le=20.0, description="WORLD frame shift (ms)")
+        labels: Literal["align", "allphone"] = Field(
+            "align", description="align: word recognition + forced alignment (cleaner); allphone: phone decoding (faster)")
+
+    inputs = {"audio": Port("waveform"),
+              "source_f0": Port("array", "F0 (Hz, 0 = unvoiced) spanning the audio, any frame rate", optional=True)}
+    outputs = {"features": Port("voice_features"), "mel": Port("mel"), "f0": Port("f0")}
+
+    def _params(self, labels: str | None = None) -> "quality.QualityParams":
+        c = self.config
+        return quality.QualityParams(frame_period_ms=c.frame_period_ms, labels=labels or c.labels,
+                                     f0_floor=c.f0_min, f0_ceil=c.f0_max)
+
+    def _analyze(self, ctx, audio: Waveform, source_f0, labels: str | None = None) -> dict:
+        c = self.config
+        x = audio.samples.detach().float().cpu().numpy()
+        f0_override = None
+        if source_f0 is not None:
+            n_frames = int(len(x) / audio.sample_rate * 1000.0 / c.frame_period_ms) + 1
+            f0_override = resample_contour(source_f0, n_frames)
+        extra = {} if f0_override is None else {"f0": f0_override}
+        analysis = quality.analyze(x, audio.sample_rate, self._params(labels), **extra)
+        mel = log_mel(audio.samples.to(ctx.device).float(), audio.sample_rate, c.n_fft, c.hop_length, c.n_mels)
+        f0 = torch.from_numpy(resample_contour(analysis["f0"], mel.shape[-1])).float()
+        emb = embedding.embed(x, audio.sample_rate) if c.source_embedding else None
+        feats = VoiceFeatures(METHOD, audio, c.hop_length, mel, f0, emb, analysis)
+        return {"features": feats, "mel": mel, "f0": f0}
+
+    @implementation("cuda")
+    def run_cuda(self, ctx, audio, source_f0=None):
+        """Mel on the GPU; WORLD and the recogniser have no GPU version and run on the CPU."""
+        return self._analyze(ctx, audio, source_f0)
+
+    @implementation("cpu")
+    def run_cpu(self, ctx, audio, source_f0=None):
+        return self._analyze(ctx, audio, source_f0)
+
+    @implementation("simplified")
+    def run_simplified(self, ctx, audio, source_f0=None):
+        """Phone decoding instead of recognition + alignment: faster, noisier labels."""
+        return self._analyze(ctx, audio, source_f0, labels="allphone")
+
+
+class KnnSynthesis(Stage):
+    """Map F0 to the target, replace envelopes by label-matched target frames, synthesise with WORLD."""
+
+    name = "knn-synthesis"
+
+    class Config(StageConfig):
+        k: int = Field(8, ge=1, le=64, description="target frames averaged per source frame")
+        blend: float = Field(0.7, ge=0.0, le=1.0, description="weight of the matched target envelope "
+                             "(the rest: the source envelope mapped to the target's statistics)")
+        join_weight: float = Field(0.0, ge=0.0, description="> 0: choose one frame per step by a Viterbi "
+                                   "pass with this continuity weight instead of averaging k")
+
+    inputs = {"features": Port("voice_features"), "speaker": Port("target_voice"),
+              "pitch_shift": Port("float", "semitones", optional=True)}
+    outputs = {"audio": Port("waveform")}
+
+    def _params(self, k: int | None = None) -> "quality.QualityParams":
+        c = self.config
+        return quality.QualityParams(k=k or c.k, blend=c.blend, join_weight=c.join_weight)
+
+    def _synthesize(self, ctx, features: VoiceFeatures, speaker, pitch_shift, k: int | None = None) -> dict:
+        if features.method != METHOD:
+            raise VoiceConversionError(f"knn-synthesis needs '{METHOD}' features, got '{features.method}'")
+        shift = float(pitch_shift or 0.0)
+        w = features.waveform
+        if speaker.profile is None or not speaker.profile.has(METHOD):
+            from ..embedding_only import convert_with_embedding
+            y = convert_with_embedding(w, speaker.embedding, shift)
+        else:
+            y = quality.synthesize(features.analysis, speaker.profile.methods[METHOD], self._params(k), shift)
+            y = torch.from_numpy(np.ascontiguousarray(y))
+        return {"audio": w.with_samples(y.to(ctx.device))}
+
+    @implementation("cuda")
+    def run_cuda(self, ctx, features, speaker, pitch_shift=None):
+        return self._synthesize(ctx, features, speaker, pitch_shift)
+
+    @implementation("cpu")
+    def run_cpu(self, ctx, features, speaker, pitch_shift=None):
+        return self._synthesize(ctx, features, speaker, pitch_shift)
+
+    @implementation("simplified")
+    def run_simplified(self, ctx, features, speaker, pitch_shift=None):
+        """Nearest single frame (k=1), no blending choices: cheaper, rougher."""
+        return self._synthesize(ctx, features, speaker, pitch_shift, k=1)
+
+
+def enroll(features: list[VoiceFeatures]) -> dict[str, np.ndarray]:
+    """The quality method's part of a profile: target frames, labels and statistics."""
+    return quality.target_frames([f.analysis for f in features])
