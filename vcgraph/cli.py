@@ -78,8 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench_cli import add_bench_command
     add_bench_command(sub)
 
-    get_registry().pm.hook.register_commands(subparsers=sub)
+    _add_plugin_commands(sub)
     return parser
+
+
+def _add_plugin_commands(sub) -> None:
+    """Let every plugin add its subcommands; one whose hook fails (a lazy import, say) is
+    recorded like a plugin that failed to load, so `vcgraph plugins` still works."""
+    from .plugins import PluginInfo
+    reg = get_registry()
+    for impl in reversed(reg.pm.hook.register_commands.get_hookimpls()):  # pluggy's call order
+        try:
+            impl.function(subparsers=sub)
+        except Exception as exc:  # noqa: BLE001
+            name = reg.pm.get_name(impl.plugin) or repr(impl.plugin)
+            info = reg.info.setdefault(name, PluginInfo(name))
+            info.error = info.error or f"{type(exc).__name__}: {exc}"
+            logging.getLogger("vcgraph.plugins").warning("plugin '%s' failed to add its commands: %s",
+                                                         name, info.error)
 
 
 def _add_set(p: argparse.ArgumentParser) -> None:
@@ -100,15 +116,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vcgraph: interrupted", file=sys.stderr)
         return 130
-    except UserError as exc:
-        if args.debug:
-            raise
-        text = str(exc) if isinstance(exc, ConfigErrors) else str(exc).splitlines()[0]
-        print(f"vcgraph: error: {text}", file=sys.stderr)
-        return 2
     except VCGraphError as exc:
         if args.debug:
             raise
+        # a node whose implementations all failed (marked `exhausted` by the executor) is a
+        # failed run (status 1), although PipelineError is also the class of bad-input errors
+        if isinstance(exc, UserError) and not getattr(exc, "exhausted", False):
+            text = str(exc) if isinstance(exc, ConfigErrors) else str(exc).splitlines()[0]
+            print(f"vcgraph: error: {text}", file=sys.stderr)
+            return 2
         print(f"vcgraph: failed: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
 

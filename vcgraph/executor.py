@@ -182,12 +182,13 @@ class Executor:
                     rep.seconds = time.perf_counter() - t_node
                     raise _with_node(exc, node.name, kind)
                 except Exception as exc:  # noqa: BLE001 - every failure is recorded, then retried or fallen back
+                    transient = is_transient(exc)  # before wrapping: the wrapper has no `transient` flag
                     if device.startswith("cuda") and not isinstance(exc, VCGraphError):
                         exc = _chain(CUDAKernelError(f"{type(exc).__name__}: {exc}", node=node.name, kind=kind), exc)
                     rep.attempts.append(Attempt(kind, device, False, time.perf_counter() - t0,
                                                 f"{type(exc).__name__}: {exc}"))
                     last = exc
-                    if is_transient(exc) and attempt < self.max_retries:
+                    if transient and attempt < self.max_retries:
                         log.warning("node '%s': %s failed with a transient error (%s); retry %d of %d",
                                     node.name, kind, exc, attempt + 1, self.max_retries)
                         continue

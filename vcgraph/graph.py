@@ -232,8 +232,10 @@ def _build_node(name: str, nspec: NodeSpec, path: str, registry: Registry, setti
                 errs.add(f"stage '{stage_cls.name}' has no '{kind}' implementation "
                          f"(it has: {', '.join(offered)})", f"{path}.implementations.{i}", name)
     wanted = nspec.implementations or settings.implementations
-    kinds = tuple(k for k in wanted if k in offered and (settings.use_cuda or k != "cuda"))
-    if not kinds and nspec.implementations is None:
+    # cuda stays in the order even when settings.use_cuda is off: the executor skips it and
+    # says why in the run report, and Pipeline(use_cuda=True) can still turn it on
+    kinds = tuple(k for k in wanted if k in offered)
+    if not [k for k in kinds if settings.use_cuda or k != "cuda"] and nspec.implementations is None:
         errs.add(f"stage '{stage_cls.name}' offers none of the kinds {list(wanted)} "
                  f"(it has: {', '.join(offered)}); set this node's `implementations`", path, name)
         return None

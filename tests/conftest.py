@@ -1,0 +1,60 @@
+"""Shared fixtures of the engine tests (the fault plugin lives in engine_helpers.py)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ECHO_SRC = ROOT / "examples" / "vcgraph-echo"
+
+
+@pytest.fixture
+def registry():
+    """A fresh registry holding only the fault-injecting test plugin."""
+    from engine_helpers import CALLS, make_registry
+    CALLS.clear()
+    return make_registry()
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """Pretend CUDA is present, so cuda implementations are tried on this CPU machine."""
+    monkeypatch.setattr("vcgraph.devices.cuda_available", lambda: True)
+
+
+@pytest.fixture(scope="session")
+def echo_target(tmp_path_factory) -> Path:
+    """examples/vcgraph-echo installed for real (pip --target) into a temporary folder.
+
+    The source is copied first so the build leaves no build/ or *.egg-info in the repository.
+    """
+    base = tmp_path_factory.mktemp("echo-install")
+    src = base / "src"
+    shutil.copytree(ECHO_SRC, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    target = base / "site"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+                           "--no-input", "--disable-pip-version-check", "--quiet", "--target", str(target),
+                           str(src)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (target / "vcgraph_echo" / "__init__.py").exists()
+    return target
+
+
+@pytest.fixture
+def echo_env(monkeypatch, echo_target):
+    """The installed echo plugin on sys.path, the process-wide registry reset around the test.
+
+    VCGRAPH_PLUGINS=echo keeps the test independent of the other installed plugins.
+    """
+    import vcgraph.plugins
+    monkeypatch.syspath_prepend(str(echo_target))
+    monkeypatch.setenv("VCGRAPH_PLUGINS", "echo")
+    monkeypatch.delenv("VCGRAPH_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    vcgraph.plugins.reset_registry()
+    yield echo_target
+    vcgraph.plugins.reset_registry()
+
