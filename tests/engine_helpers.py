@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from vcgraph.errors import CUDAKernelError, PipelineError, TransientError, UserError
+from vcgraph.errors import CUDAKernelError, InputError, PipelineError, TransientError, UserError
 from vcgraph.hookspecs import hookimpl
 from vcgraph.pipeline import Pipeline
 from vcgraph.plugins import Registry
@@ -35,6 +35,7 @@ _ERRORS = {
     "transient": lambda msg: TransientError(msg),
     "user": lambda msg: UserError(msg),
     "pipeline": lambda msg: PipelineError(msg),
+    "input": lambda msg: InputError(msg),
     "value": lambda msg: ValueError(msg),
     "runtime-transient": lambda msg: _flagged(RuntimeError(msg)),
 }

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from engine_helpers import BOXES, CALLS, SETUPS, chain_spec, pipeline
 
-from vcgraph.errors import CUDAKernelError, PipelineError, StageError, UserError
+from vcgraph.errors import CUDAKernelError, InputError, PipelineError, StageError, UserError
 from vcgraph.report import RunReport
 
 X = np.array([1.0, 2.0, 3.0])
@@ -131,13 +131,13 @@ def test_graph_fallback_can_be_switched_off(registry):
     assert res.report.fallback_used
 
 
-@pytest.mark.parametrize("error, cls", [("user", UserError), ("pipeline", PipelineError)])
+@pytest.mark.parametrize("error, cls", [("user", UserError), ("input", InputError)])
 def test_user_error_is_raised_at_once_without_fallback(registry, error, cls):
     pipe = pipeline(safe_chain({"fail": ["cpu"], "error": error}), registry, fallback_on_error=True)
     with pytest.raises(cls) as info:
         pipe.run({"x": X})
     assert "injected" in str(info.value)
-    if error == "pipeline":
+    if error == "input":
         assert info.value.node == "n0" and str(info.value).startswith("[n0] ")
     assert CALLS == []  # simplified was not tried, the fallback did not run
 
@@ -224,9 +224,9 @@ def test_report_contents_and_json(registry, fake_cuda):
 
 def test_bad_graph_inputs(registry):
     pipe = pipeline(chain_spec({}), registry)
-    with pytest.raises(PipelineError, match="missing graph input"):
+    with pytest.raises(InputError, match="missing graph input"):
         pipe.run({})
-    with pytest.raises(PipelineError, match=r"unknown graph input\(s\) z"):
+    with pytest.raises(InputError, match=r"unknown graph input\(s\) z"):
         pipe.run({"x": X, "z": 1})
 
 

@@ -15,7 +15,7 @@ from engine_helpers import subprocess_env
 import vcgraph.plugins
 from vcgraph import Pipeline
 from vcgraph.audio import Audio
-from vcgraph.errors import ConfigError, PipelineError
+from vcgraph.errors import ConfigError, InputError, PipelineError
 from vcgraph.stage import RunContext
 
 ECHO_YAML = Path(__file__).resolve().parents[1] / "examples" / "vcgraph-echo" / "echo.yaml"
@@ -171,7 +171,7 @@ def test_torch_implementation_streams_with_the_same_state(echo_env):
 
 def test_bad_input_is_a_user_error(echo_env):
     pipe = Pipeline.from_yaml(ECHO_YAML)
-    with pytest.raises(PipelineError) as info:
+    with pytest.raises(InputError) as info:
         pipe.run({"audio": Audio(np.zeros(100, dtype=np.int16), SR)})
     assert info.value.node == "echo" and "float samples" in str(info.value)
     assert pipe.stats.snapshot()["failed_runs"] == 1

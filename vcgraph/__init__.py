@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib import metadata as _metadata
 
 from .config import GraphSpec, load_graph_spec
-from .errors import (ConfigError, ConfigErrors, CUDAKernelError, PipelineError, PluginError, StageError,
+from .errors import (ConfigError, ConfigErrors, CUDAKernelError, InputError, PipelineError, PluginError, StageError,
                      TransientError, UserError, VCGraphError)
 from .executor import Executor, RunResult
 from .graph import Graph, build_graph
@@ -34,7 +34,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "ConfigError", "ConfigErrors", "CUDAKernelError", "Executor", "Graph", "GraphSpec", "Pipeline",
+    "ConfigError", "ConfigErrors", "CUDAKernelError", "Executor", "InputError", "Graph", "GraphSpec", "Pipeline",
     "PipelineError", "PluginError", "Port", "Registry", "RunContext", "RunResult", "Stage", "StageConfig",
     "StageError", "Stream", "TransientError", "UserError", "VCGraphError", "build_graph", "get_registry",
     "hookimpl", "implementation", "load_graph_spec", "register_plugin", *sorted(_VOICE_API),

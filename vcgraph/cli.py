@@ -119,9 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VCGraphError as exc:
         if args.debug:
             raise
-        # a node whose implementations all failed (marked `exhausted` by the executor) is a
-        # failed run (status 1), although PipelineError is also the class of bad-input errors
-        if isinstance(exc, UserError) and not getattr(exc, "exhausted", False):
+        if isinstance(exc, UserError):
             text = str(exc) if isinstance(exc, ConfigErrors) else str(exc).splitlines()[0]
             print(f"vcgraph: error: {text}", file=sys.stderr)
             return 2

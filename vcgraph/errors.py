@@ -60,8 +60,16 @@ class StageError(VCGraphError):
         self.message = message
 
 
-class PipelineError(StageError, UserError):
-    """A graph run failed: bad input data, or every implementation of a node failed."""
+class PipelineError(StageError):
+    """A graph run failed: every implementation of a node failed (or none could run)."""
+
+
+class InputError(PipelineError, UserError):
+    """The data given to a run is unusable (empty or NaN audio, a wrong shape, a missing input).
+
+    Stages raise it for bad input: the executor stops at once, since another implementation
+    or the graph fallback would not fix the data.
+    """
 
 
 class CUDAKernelError(StageError):

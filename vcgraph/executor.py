@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import (CUDAKernelError, PipelineError, StageError, UserError, VCGraphError,
+from .errors import (CUDAKernelError, InputError, PipelineError, StageError, UserError, VCGraphError,
                      is_transient)
 from .graph import GRAPH_INPUTS, Graph, Node
 from .report import Attempt, NodeReport, RunReport
@@ -136,10 +136,9 @@ class Executor:
             report.ok = True
         except VCGraphError as exc:
             report.error = str(exc)
-            # a stage's UserError (bad input) stops the run; a node whose implementations all
-            # failed (a PipelineError marked `exhausted`) may still get the graph fallback
-            user_error = isinstance(exc, UserError) and not getattr(exc, "exhausted", False)
-            if user_error or not (self.fallback_on_error and graph.fallback is not None):
+            # bad input (a UserError) stops the run; a node whose implementations all failed
+            # may still get the graph fallback
+            if isinstance(exc, UserError) or not (self.fallback_on_error and graph.fallback is not None):
                 report.seconds = time.perf_counter() - t0
                 raise
             log.warning("graph '%s' failed (%s); producing the fallback output", graph.name, exc)
@@ -156,11 +155,11 @@ class Executor:
         declared = self.graph.spec.inputs
         unknown = [k for k in inputs if k not in declared]
         if unknown:
-            raise PipelineError(f"unknown graph input(s) {', '.join(unknown)} "
+            raise InputError(f"unknown graph input(s) {', '.join(unknown)} "
                                 f"(inputs: {', '.join(declared) or 'none'})")
         missing = [k for k, spec in declared.items() if not spec.optional and inputs.get(k) is None]
         if missing:
-            raise PipelineError(f"missing graph input(s): {', '.join(missing)}")
+            raise InputError(f"missing graph input(s): {', '.join(missing)}")
 
     def _run_node(self, node: Node, args: dict[str, Any], state: dict[str, dict], report: RunReport) -> dict:
         tries, skipped = self._plans[node.name]
@@ -205,15 +204,11 @@ class Executor:
         rerun = ", ".join(self.graph.downstream_of(node.name)) if node.name in self.graph.nodes else node.name
         if not tries:
             why = "; ".join(f"{k}: {r}" for k, r in skipped.items())
-            err = PipelineError(f"no implementation can run here ({why})", node=node.name)
-            err.exhausted = True
-            raise err
+            raise PipelineError(f"no implementation can run here ({why})", node=node.name)
         summary = "; ".join(rep.errors)
         all_cuda = all(d.startswith("cuda") for _, d in tries)
         cls = CUDAKernelError if all_cuda else PipelineError
-        err = cls(f"every implementation failed ({summary}); re-run from: {rerun}", node=node.name)
-        err.exhausted = True
-        raise _chain(err, last)
+        raise _chain(cls(f"every implementation failed ({summary}); re-run from: {rerun}", node=node.name), last)
 
 
 def _check_outputs(node: Node, kind: str, outs: Any) -> None:

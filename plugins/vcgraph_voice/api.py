@@ -21,10 +21,10 @@ import numpy as np
 
 from vcgraph.audio import Audio
 from vcgraph.devices import cuda_available, device_name
-from vcgraph.errors import CUDAKernelError, PipelineError
+from vcgraph.errors import CUDAKernelError, InputError, PipelineError
 from vcgraph.pipeline import Pipeline
 
-from .errors import VoiceConversionError
+from .errors import VoiceConversionError, VoiceInputError
 
 log = logging.getLogger("vcgraph.voice")
 
@@ -85,10 +85,7 @@ class VoiceConversionPipeline:
 
     def __init__(self, config: PipelineConfig | None = None):
         self.config = config or PipelineConfig()
-        try:
-            self.pipeline = Pipeline.from_yaml(preset_path(self.config.preset), self.config.graph_overrides())
-        except PipelineError as exc:
-            raise VoiceConversionError(str(exc)) from exc
+        self.pipeline = Pipeline.from_yaml(preset_path(self.config.preset), self.config.graph_overrides())
         self.last_report = None
         self._last_device = "cpu"
         self._lock = threading.Lock()
@@ -116,7 +113,8 @@ class VoiceConversionPipeline:
         except (VoiceConversionError, CUDAKernelError):
             raise
         except PipelineError as exc:
-            raise VoiceConversionError(exc.message, node=exc.node, kind=exc.kind) from exc
+            cls = VoiceInputError if isinstance(exc, InputError) else VoiceConversionError
+            raise cls(exc.message, node=exc.node, kind=exc.kind) from exc
         with self._lock:
             self.last_report = result.report
             devices = result.report.devices()
@@ -135,7 +133,7 @@ class VoiceConversionPipeline:
         n = len(audio_list)
         targets = list(target_embeddings) if _is_target_list(target_embeddings, n) else [target_embeddings] * n
         if len(targets) != n:
-            raise VoiceConversionError(f"{n} audio items but {len(targets)} target embeddings")
+            raise VoiceInputError(f"{n} audio items but {len(targets)} target embeddings")
         keep_going = self.config.fallback_on_error if continue_on_error is None else continue_on_error
         results: list = []
         for i, (audio, target) in enumerate(zip(audio_list, targets)):

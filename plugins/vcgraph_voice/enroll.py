@@ -16,7 +16,7 @@ from vcgraph.pipeline import Pipeline
 
 from . import embedding
 from .api import preset_path
-from .errors import VoiceConversionError
+from .errors import VoiceInputError
 from .methods import get_method
 from .profile import VoiceProfile
 from .validation import as_mono, check_audio
@@ -35,7 +35,7 @@ def enroll_audio(audios: Sequence[Audio], presets: Sequence[str] = DEFAULT_PRESE
                  overrides: Sequence[str] = (), progress: Callable[[float, str], None] | None = None) -> VoiceProfile:
     """A profile from reference recordings, with data for every preset's conversion method."""
     if not audios:
-        raise VoiceConversionError("enrolment needs at least one reference recording")
+        raise VoiceInputError("enrolment needs at least one reference recording")
     mono = []
     for a in audios:
         x = as_mono(a.samples)

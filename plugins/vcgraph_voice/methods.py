@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import VoiceConversionError
+from .errors import VoiceInputError
 
 
 @dataclass(frozen=True)
@@ -27,5 +27,5 @@ def get_method(name: str) -> Method:
     elif name == "fast":
         from .stages.fast_torch import enroll
     else:
-        raise VoiceConversionError(f"unknown conversion method '{name}' (known: quality, fast)")
+        raise VoiceInputError(f"unknown conversion method '{name}' (known: quality, fast)")
     return Method(name, enroll)

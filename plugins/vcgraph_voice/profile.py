@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import VoiceConversionError
+from .errors import VoiceInputError
 from .validation import normalize_embedding
 
 FORMAT = "vcgraph-profile"
@@ -56,20 +56,20 @@ class VoiceProfile:
         """Read a profile; never unpickles, and checks format and version."""
         path = os.fspath(path)
         if not os.path.isfile(path):
-            raise VoiceConversionError(f"profile not found: {path}")
+            raise VoiceInputError(f"profile not found: {path}")
         if os.path.getsize(path) > MAX_PROFILE_BYTES:
-            raise VoiceConversionError(f"{path}: larger than {MAX_PROFILE_BYTES >> 20} MiB, not a profile")
+            raise VoiceInputError(f"{path}: larger than {MAX_PROFILE_BYTES >> 20} MiB, not a profile")
         try:
             with open(path, "rb") as fh:
                 data = np.load(io.BytesIO(fh.read()), allow_pickle=False)
                 arrays = {k: data[k] for k in data.files}
         except Exception as exc:
-            raise VoiceConversionError(f"{path}: not a vcgraph profile ({type(exc).__name__}: {exc})") from None
+            raise VoiceInputError(f"{path}: not a vcgraph profile ({type(exc).__name__}: {exc})") from None
         if str(arrays.get("format", "")) != FORMAT:
-            raise VoiceConversionError(f"{path}: not a vcgraph profile (no '{FORMAT}' marker)")
+            raise VoiceInputError(f"{path}: not a vcgraph profile (no '{FORMAT}' marker)")
         version = int(arrays["version"])
         if version > VERSION:
-            raise VoiceConversionError(f"{path}: profile version {version} is newer than this vcgraph ({VERSION})")
+            raise VoiceInputError(f"{path}: profile version {version} is newer than this vcgraph ({VERSION})")
         methods: dict[str, dict[str, np.ndarray]] = {}
         for key, value in arrays.items():
             method, slash, name = key.partition("/")
@@ -84,7 +84,7 @@ def load_target(value) -> "VoiceProfile | np.ndarray":
         path = os.fspath(value)
         if path.endswith(".npy"):
             if not os.path.isfile(path):
-                raise VoiceConversionError(f"embedding file not found: {path}")
+                raise VoiceInputError(f"embedding file not found: {path}")
             return normalize_embedding(np.load(path, allow_pickle=False))
         return VoiceProfile.load(path)
     return value

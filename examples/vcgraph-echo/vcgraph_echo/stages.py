@@ -5,7 +5,7 @@ import numpy as np
 from pydantic import Field
 
 from vcgraph.audio import Audio
-from vcgraph.errors import CUDAKernelError, PipelineError
+from vcgraph.errors import CUDAKernelError, InputError
 from vcgraph.stage import Port, Stage, StageConfig, implementation
 
 from . import dsp
@@ -13,10 +13,10 @@ from . import dsp
 
 def _check(audio) -> Audio:
     if not isinstance(audio, Audio):
-        raise PipelineError(f"expected an Audio value, got {type(audio).__name__}")
+        raise InputError(f"expected an Audio value, got {type(audio).__name__}")
     samples = np.asarray(audio.samples)
     if samples.ndim not in (1, 2) or not np.issubdtype(samples.dtype, np.floating):
-        raise PipelineError(f"expected float samples of shape (frames,) or (frames, channels), "
+        raise InputError(f"expected float samples of shape (frames,) or (frames, channels), "
                             f"got {samples.dtype} {samples.shape}")
     return Audio(samples, int(audio.sample_rate))
 

@@ -11,7 +11,7 @@ from pydantic import Field
 from vcgraph.stage import Port, Stage, StageConfig, implementation
 
 from .. import embedding
-from ..errors import VoiceConversionError
+from ..errors import VoiceInputError
 from ..features import VoiceFeatures, log_mel, resample_contour
 from .world_knn import FeatureConfig
 
@@ -35,14 +35,14 @@ class FastFeatures(Stage):
               "source_f0": Port("array", "F0 (Hz, 0 = unvoiced) spanning the audio, any frame rate", optional=True)}
     outputs = {"features": Port("voice_features"), "mel": Port("mel"), "f0": Port("f0")}
 
-    def _params(self):
+    def _params(self, device: str):
         c = self.config
-        return _fast().FastParams(f0_min=c.f0_min, f0_max=c.f0_max)
+        return _fast().FastParams(f0_min=c.f0_min, f0_max=c.f0_max, device=device)
 
     def _analyze(self, ctx, audio, source_f0, with_embedding: bool = True) -> dict:
         c = self.config
         x = audio.samples.to(ctx.device).float()
-        analysis = _fast().analyze(x, audio.sample_rate, self._params())
+        analysis = _fast().analyze(x, audio.sample_rate, self._params(ctx.device))
         if source_f0 is not None:
             n = analysis["f0"].shape[-1]
             f0 = torch.from_numpy(resample_contour(source_f0, n)).to(analysis["f0"])
@@ -82,7 +82,7 @@ class FastSynthesis(Stage):
 
     def _synthesize(self, ctx, features: VoiceFeatures, speaker, pitch_shift) -> dict:
         if features.method != METHOD:
-            raise VoiceConversionError(f"fast-synthesis needs '{METHOD}' features, got '{features.method}'")
+            raise VoiceInputError(f"fast-synthesis needs '{METHOD}' features, got '{features.method}'")
         shift = float(pitch_shift or 0.0)
         w = features.waveform
         if speaker.profile is None or not speaker.profile.has(METHOD):
@@ -90,7 +90,7 @@ class FastSynthesis(Stage):
             y = convert_with_embedding(w, speaker.embedding, shift)
         else:
             fast = _fast()
-            y = fast.synthesize(features.analysis, speaker.profile.methods[METHOD], fast.FastParams(), shift)
+            y = fast.synthesize(features.analysis, speaker.profile.methods[METHOD], fast.FastParams(device=ctx.device), shift)
         return {"audio": w.with_samples(y.to(ctx.device))}
 
     @implementation("cuda")

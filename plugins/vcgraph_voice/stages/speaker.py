@@ -10,7 +10,7 @@ from pydantic import Field
 from vcgraph.audio import Audio
 from vcgraph.stage import Port, Stage, StageConfig, implementation
 
-from ..errors import VoiceConversionError
+from ..errors import VoiceInputError
 from ..profile import VoiceProfile, load_target
 from ..validation import normalize_embedding
 
@@ -49,11 +49,11 @@ class SpeakerEncoder(Stage):
 
     def _encode(self, ctx, target) -> dict:
         if target is None:
-            raise VoiceConversionError("no target voice given")
+            raise VoiceInputError("no target voice given")
         value = self._profile(target, ctx.device)
         profile = value if isinstance(value, VoiceProfile) else None
         if profile is None and self.config.require_profile:
-            raise VoiceConversionError("this graph needs a speaker profile (.vcp from `vcgraph enroll`), "
+            raise VoiceInputError("this graph needs a speaker profile (.vcp from `vcgraph enroll`), "
                                        "not a bare embedding")
         emb = profile.embedding if profile else normalize_embedding(value)
         return {"speaker": TargetVoice(torch.from_numpy(emb).to(ctx.device), profile)}

@@ -15,7 +15,7 @@ from vcgraph.stage import Port, Stage, StageConfig, implementation
 
 from .. import embedding
 from ..dsp import quality
-from ..errors import VoiceConversionError
+from ..errors import VoiceInputError
 from ..features import VoiceFeatures, log_mel, resample_contour
 from ..waveform import Waveform
 
@@ -104,7 +104,7 @@ class KnnSynthesis(Stage):
 
     def _synthesize(self, ctx, features: VoiceFeatures, speaker, pitch_shift, k: int | None = None) -> dict:
         if features.method != METHOD:
-            raise VoiceConversionError(f"knn-synthesis needs '{METHOD}' features, got '{features.method}'")
+            raise VoiceInputError(f"knn-synthesis needs '{METHOD}' features, got '{features.method}'")
         shift = float(pitch_shift or 0.0)
         w = features.waveform
         if speaker.profile is None or not speaker.profile.has(METHOD):
