@@ -244,7 +244,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print("\nconfig:")
     for key, field in cls.Config.model_fields.items():
         default = "required" if field.is_required() else f"default {field.get_default(call_default_factory=True)!r}"
-        bounds = ", ".join(str(m) for m in field.metadata)
+        bounds = ", ".join(_bound_text(m) for m in field.metadata)
         ann = getattr(field.annotation, "__name__", str(field.annotation))
         print(f"  {key} ({ann}; {default}{'; ' + bounds if bounds else ''})")
         if field.description:
@@ -259,6 +259,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         why = cls.unavailable_reason(kind)
         print(f"  {kind}: {'available' if why is None else 'unavailable: ' + why}")
     return 0
+
+
+_BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "min_length": "min length", "max_length": "max length"}
+
+
+def _bound_text(meta) -> str:
+    """``Ge(ge=1)`` → ``>= 1``."""
+    for attr, sign in _BOUNDS.items():
+        if hasattr(meta, attr):
+            return f"{sign} {getattr(meta, attr)}"
+    return str(meta)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

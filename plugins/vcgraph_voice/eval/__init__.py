@@ -1,0 +1,28 @@
+"""``vcgraph eval``: convert sources toward target voices and measure how well it went.
+
+- :mod:`.manifest`: what to evaluate (:class:`EvalSet` of :class:`EvalItem` and :class:`Voice`)
+  from a CSV/JSONL manifest, the command line, or a speech-dev style folder;
+- :mod:`.runner`: :func:`evaluate` drives a :class:`Converter` and returns an
+  :class:`EvalResult` (``rows``, ``summary``, ``to_json()``, ``format_table()``);
+- :mod:`.metrics`: the metric functions (speaker similarity, WER, F0, DNSMOS, MCD);
+- :mod:`.report`: :func:`write_report`, a self-contained HTML folder with audio and plots;
+- :mod:`.cli`: the ``vcgraph eval`` subcommand.
+
+The scoring packages are the optional extra ``pip install 'vcgraph[eval]'``; they are imported
+only when a scorer is built, so importing this package needs none of them.
+"""
+from __future__ import annotations
+
+from .manifest import EvalItem, EvalSet, ManifestError, Voice, dataset_items, items_from_args, read_manifest
+from .metrics import EVAL_PACKAGES, INSTALL_HINT, MissingDependencyError
+from .runner import METRICS, Converter, EvalResult, Scorers, evaluate, format_table
+
+__all__ = ["EvalItem", "EvalSet", "Voice", "ManifestError", "read_manifest", "items_from_args", "dataset_items",
+           "Converter", "EvalResult", "Scorers", "evaluate", "format_table", "METRICS",
+           "MissingDependencyError", "EVAL_PACKAGES", "INSTALL_HINT", "write_report"]
+
+
+def write_report(result, out_dir, title="vcgraph eval"):
+    """See :func:`vcgraph_voice.eval.report.write_report` (imported lazily: it needs matplotlib)."""
+    from .report import write_report as _write
+    return _write(result, out_dir, title)
