@@ -71,6 +71,7 @@ class PipelineConfig:
         keys = ("sample_rate", "n_fft", "hop_length", "n_mels", "f0_min", "f0_max", "chunk_size")
         return [f"vars.{k}={getattr(self, k)}" for k in keys] + [
             f"nodes.postprocessing.config.sample_rate={self.sample_rate}",
+            f"fallback.config.sample_rate={self.sample_rate}",
             f"settings.use_cuda={str(self.use_cuda).lower()}",
             f"settings.max_retries={self.max_retries}",
             f"settings.fallback_on_error={str(self.fallback_on_error).lower()}",

@@ -20,9 +20,15 @@ def label_levels(src_fine: np.ndarray, src_coarse: np.ndarray, tgt_fine: np.ndar
 
 def knn_candidates(src_feat: np.ndarray, tgt_feat: np.ndarray, src_fine: np.ndarray,
                    src_coarse: np.ndarray, tgt_fine: np.ndarray, tgt_coarse: np.ndarray,
-                   k: int, chunk: int = 2048):
+                   k: int, chunk: int = 2048, src_ctx: np.ndarray | None = None,
+                   tgt_ctx: np.ndarray | None = None, ctx_penalty: float = 0.0,
+                   label_penalty: float = 0.0):
     """Indices (n_src, k) of the ``k`` nearest target frames among those with the source frame's
-    label (fine -> coarse -> any fallback), and their squared distances (n_src, k)."""
+    label (fine -> coarse -> any fallback), and their squared distances (n_src, k).
+
+    ``label_penalty`` > 0 makes the label a soft constraint (that distance is added to
+    frames with another label instead of excluding them); ``ctx_penalty`` > 0 adds a
+    distance to frames whose context label (senone) differs."""
     k = int(min(k, len(tgt_feat)))
     lvl = torch.from_numpy(label_levels(src_fine, src_coarse, tgt_fine, tgt_coarse, k).astype(np.int64))
     S = torch.from_numpy(np.ascontiguousarray(src_feat, dtype=np.float32))
@@ -30,15 +36,23 @@ def knn_candidates(src_feat: np.ndarray, tgt_feat: np.ndarray, src_fine: np.ndar
     sf_, sc_ = torch.from_numpy(src_fine.astype(np.int64)), torch.from_numpy(src_coarse.astype(np.int64))
     tf_, tc_ = torch.from_numpy(tgt_fine.astype(np.int64)), torch.from_numpy(tgt_coarse.astype(np.int64))
     t2 = (T * T).sum(1)
+    use_ctx = ctx_penalty > 0 and src_ctx is not None and tgt_ctx is not None
+    if use_ctx:
+        sx, tx = torch.from_numpy(src_ctx.astype(np.int64)), torch.from_numpy(tgt_ctx.astype(np.int64))
     idx_out, d_out = [], []
     for a in range(0, len(S), chunk):
         s = S[a:a + chunk]
         d = (s * s).sum(1, keepdim=True) - 2.0 * s @ T.T + t2[None, :]
+        if use_ctx:
+            d = d + ctx_penalty * (sx[a:a + chunk, None] != tx[None, :]).float()
         l = lvl[a:a + chunk, None]
         ok = torch.where(l == 0, sf_[a:a + chunk, None] == tf_[None, :],
                          torch.where(l == 1, sc_[a:a + chunk, None] == tc_[None, :],
                                      torch.ones_like(d, dtype=torch.bool)))
-        d = torch.where(ok, d, torch.full_like(d, float("inf")))
+        if label_penalty > 0:
+            d = d + label_penalty * (~ok).float()
+        else:
+            d = torch.where(ok, d, torch.full_like(d, float("inf")))
         dv, di = torch.topk(d, k, dim=1, largest=False)
         idx_out.append(di)
         d_out.append(dv.clamp_min(0))

@@ -27,12 +27,20 @@ def f0(audio: np.ndarray, sr: int, frame_period_ms: float = 5.0,
 
 
 def analyze(audio: np.ndarray, sr: int, frame_period_ms: float = 5.0,
-            f0_floor: float = F0_FLOOR, f0_ceil: float = F0_CEIL):
-    """Return ``(f0, sp, ap)``: DIO/StoneMask F0, CheapTrick envelope, D4C aperiodicity."""
+            f0_floor: float = F0_FLOOR, f0_ceil: float = F0_CEIL, given_f0: np.ndarray | None = None):
+    """Return ``(f0, sp, ap)``: DIO/StoneMask F0, CheapTrick envelope, D4C aperiodicity.
+
+    ``given_f0`` (Hz per frame, 0 = unvoiced, on this frame grid) replaces the F0 tracking.
+    """
     x = np.ascontiguousarray(audio, dtype=np.float64)
-    f, t = f0(x, sr, frame_period_ms, f0_floor, f0_ceil)
-    sp = pw.cheaptrick(x, f, t, sr, f0_floor=F0_FLOOR)
-    ap = pw.d4c(x, f, t, sr)
+    if given_f0 is None:
+        f, t = f0(x, sr, frame_period_ms, f0_floor, f0_ceil)
+    else:
+        f = np.ascontiguousarray(given_f0, dtype=np.float64)
+        t = np.arange(len(f)) * frame_period_ms / 1000.0
+    n_fft = fft_size(sr)
+    sp = pw.cheaptrick(x, f, t, sr, f0_floor=F0_FLOOR, fft_size=n_fft)
+    ap = pw.d4c(x, f, t, sr, fft_size=n_fft)
     return f, sp, ap
 
 

@@ -1,0 +1,83 @@
+"""enroll → convert through the real `vcgraph` command, as a user runs it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vcgraph_voice.profile import VoiceProfile
+
+import voice_data
+
+
+def vcgraph(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "vcgraph.cli", *map(str, args)], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"vcgraph {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def profile_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "target.vcp"
+    vcgraph("enroll", *voice_data.target_paths(), "-o", path, "--no-progress")
+    return path
+
+
+def test_enroll_writes_a_profile_loadable_without_pickle(profile_path):
+    prof = VoiceProfile.load(profile_path)
+    assert prof.embedding.shape == (256,) and prof.has("quality") and prof.has("fast")
+    assert prof.seconds == pytest.approx(sum(sf.info(str(p)).duration for p in voice_data.target_paths()), rel=1e-3)
+    with np.load(profile_path, allow_pickle=False) as data:  # plain arrays only
+        assert "embedding" in data.files
+
+
+@pytest.mark.parametrize("preset", ["quality", "fast"])
+def test_convert_round_trip(profile_path, tmp_path, preset):
+    out = tmp_path / f"{preset}.wav"
+    src = voice_data.EXAMPLES / "source.wav"
+    proc = vcgraph("convert", src, "--target", profile_path, "-o", out, "--config", preset, "--no-progress", "--json")
+    import json
+    report = json.loads(proc.stdout)
+    assert report["ok"] and not report["fallback_used"]
+    y, sr = sf.read(str(out), dtype="float32")
+    x, sr_x = sf.read(str(src), dtype="float32")
+    assert sr == sr_x and len(y) == len(x)
+    centroid = voice_data.target_centroid()
+    assert float(voice_data.embed(y, sr) @ centroid) > float(voice_data.embed(x, sr_x) @ centroid) + 0.05
+
+
+def test_convert_with_a_bare_npy_embedding(profile_path, tmp_path):
+    emb = tmp_path / "emb.npy"
+    np.save(emb, VoiceProfile.load(profile_path).embedding)
+    out = tmp_path / "out.wav"
+    proc = vcgraph("convert", voice_data.EXAMPLES / "source.wav", "--target", emb, "-o", out, "-c", "fast",
+                   "--no-progress")
+    assert "bare embedding" in proc.stderr
+    assert sf.info(str(out)).frames == sf.info(str(voice_data.EXAMPLES / "source.wav")).frames
+
+
+@pytest.mark.parametrize("args, message", [
+    (["convert", "nope.wav", "--target", "x.vcp", "-o", "o.wav"], "cannot read audio file"),
+    (["convert", str(voice_data.EXAMPLES / "source.wav"), "--target", "missing.vcp", "-o", "o.wav"], "profile not found"),
+    (["convert", str(voice_data.EXAMPLES / "source.wav"), "--target", "x.npy", "-o", "o.wav", "-c", "nope.yaml"],
+     "graph file not found"),
+    (["enroll", "nope.wav", "-o", "x.vcp"], "cannot read audio file"),
+])
+def test_user_errors_are_one_line_without_traceback(args, message):
+    proc = vcgraph(*args, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len([l for l in proc.stderr.splitlines() if l.startswith("vcgraph: error")]) == 1
+
+
+def test_a_profile_that_is_not_a_profile_is_rejected(tmp_path):
+    fake = tmp_path / "evil.vcp"
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    fake.write_bytes((tmp_path / "obj.npy").read_bytes())
+    proc = vcgraph("convert", voice_data.EXAMPLES / "source.wav", "--target", fake, "-o", tmp_path / "o.wav",
+                   check=False)
+    assert proc.returncode == 2 and "not a vcgraph profile" in proc.stderr
