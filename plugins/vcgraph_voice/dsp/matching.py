@@ -22,23 +22,25 @@ def knn_candidates(src_feat: np.ndarray, tgt_feat: np.ndarray, src_fine: np.ndar
                    src_coarse: np.ndarray, tgt_fine: np.ndarray, tgt_coarse: np.ndarray,
                    k: int, chunk: int = 2048, src_ctx: np.ndarray | None = None,
                    tgt_ctx: np.ndarray | None = None, ctx_penalty: float = 0.0,
-                   label_penalty: float = 0.0):
+                   label_penalty: float = 0.0, device: str = "cpu"):
     """Indices (n_src, k) of the ``k`` nearest target frames among those with the source frame's
     label (fine -> coarse -> any fallback), and their squared distances (n_src, k).
 
     ``label_penalty`` > 0 makes the label a soft constraint (that distance is added to
     frames with another label instead of excluding them); ``ctx_penalty`` > 0 adds a
-    distance to frames whose context label (senone) differs."""
+    distance to frames whose context label (senone) differs. The distance matrix is computed
+    on ``device`` (``"cuda"`` on a GPU)."""
     k = int(min(k, len(tgt_feat)))
-    lvl = torch.from_numpy(label_levels(src_fine, src_coarse, tgt_fine, tgt_coarse, k).astype(np.int64))
-    S = torch.from_numpy(np.ascontiguousarray(src_feat, dtype=np.float32))
-    T = torch.from_numpy(np.ascontiguousarray(tgt_feat, dtype=np.float32))
-    sf_, sc_ = torch.from_numpy(src_fine.astype(np.int64)), torch.from_numpy(src_coarse.astype(np.int64))
-    tf_, tc_ = torch.from_numpy(tgt_fine.astype(np.int64)), torch.from_numpy(tgt_coarse.astype(np.int64))
+    def dev(a: np.ndarray, dtype) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=dtype)).to(device)
+    lvl = dev(label_levels(src_fine, src_coarse, tgt_fine, tgt_coarse, k), np.int64)
+    S, T = dev(src_feat, np.float32), dev(tgt_feat, np.float32)
+    sf_, sc_ = dev(src_fine, np.int64), dev(src_coarse, np.int64)
+    tf_, tc_ = dev(tgt_fine, np.int64), dev(tgt_coarse, np.int64)
     t2 = (T * T).sum(1)
     use_ctx = ctx_penalty > 0 and src_ctx is not None and tgt_ctx is not None
     if use_ctx:
-        sx, tx = torch.from_numpy(src_ctx.astype(np.int64)), torch.from_numpy(tgt_ctx.astype(np.int64))
+        sx, tx = dev(src_ctx, np.int64), dev(tgt_ctx, np.int64)
     idx_out, d_out = [], []
     for a in range(0, len(S), chunk):
         s = S[a:a + chunk]
@@ -56,7 +58,7 @@ def knn_candidates(src_feat: np.ndarray, tgt_feat: np.ndarray, src_fine: np.ndar
         dv, di = torch.topk(d, k, dim=1, largest=False)
         idx_out.append(di)
         d_out.append(dv.clamp_min(0))
-    return torch.cat(idx_out).numpy(), torch.cat(d_out).numpy()
+    return torch.cat(idx_out).cpu().numpy(), torch.cat(d_out).cpu().numpy()
 
 
 def viterbi_select(idx: np.ndarray, dist: np.ndarray, tgt_feat: np.ndarray, join_weight: float,

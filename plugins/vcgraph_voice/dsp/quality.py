@@ -49,6 +49,7 @@ class QualityParams:
     smooth: int = 0                # > 1: moving average (frames) of the kNN envelope over time
     postfilter: float = 0.2        # > 0: cepstral formant emphasis of the converted envelope
     fallback_blend: float = -1.0   # >= 0: blend used where the label fell back to all frames
+    device: str = "cpu"            # where the kNN distance matrices are computed ("cuda" on a GPU)
     f0_floor: float = world.F0_FLOOR
     f0_ceil: float = world.F0_CEIL
 
@@ -187,7 +188,8 @@ def convert_envelope(features: dict, target: dict, cfg: QualityParams) -> np.nda
     idx, dist = matching.knn_candidates(features["feat"], target["feat"], features["fine"],
                                         features["coarse"], target["fine"], target["coarse"], cfg.k,
                                         src_ctx=features.get("ctx"), tgt_ctx=target.get("ctx"),
-                                        ctx_penalty=cfg.ctx_penalty, label_penalty=cfg.label_penalty)
+                                        ctx_penalty=cfg.ctx_penalty, label_penalty=cfg.label_penalty,
+                                        device=cfg.device)
     if cfg.join_weight > 0:
         sel = matching.viterbi_select(idx, dist, target["feat"], cfg.join_weight)
         knn = tgt_logsp[sel]

@@ -99,9 +99,9 @@ class KnnSynthesis(Stage):
               "pitch_shift": Port("float", "semitones", optional=True)}
     outputs = {"audio": Port("waveform")}
 
-    def _params(self, k: int | None = None) -> "quality.QualityParams":
+    def _params(self, device: str, k: int | None = None) -> "quality.QualityParams":
         c = self.config
-        return quality.QualityParams(k=k or c.k, blend=c.blend, postfilter=c.postfilter)
+        return quality.QualityParams(k=k or c.k, blend=c.blend, postfilter=c.postfilter, device=device)
 
     def _synthesize(self, ctx, features: VoiceFeatures, speaker, pitch_shift, k: int | None = None) -> dict:
         if features.method != METHOD:
@@ -112,12 +112,13 @@ class KnnSynthesis(Stage):
             from ..embedding_only import convert_with_embedding
             y = convert_with_embedding(w, speaker.embedding, shift)
         else:
-            y = quality.synthesize(features.analysis, speaker.profile.methods[METHOD], self._params(k), shift)
+            y = quality.synthesize(features.analysis, speaker.profile.methods[METHOD], self._params(ctx.device, k), shift)
             y = torch.from_numpy(np.ascontiguousarray(y))
         return {"audio": w.with_samples(y.to(ctx.device))}
 
     @implementation("cuda")
     def run_cuda(self, ctx, features, speaker, pitch_shift=None):
+        """kNN distance matrices on the GPU; WORLD synthesis on the CPU."""
         return self._synthesize(ctx, features, speaker, pitch_shift)
 
     @implementation("cpu")
