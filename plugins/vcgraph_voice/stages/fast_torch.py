@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from typing import Literal
+
 from pydantic import Field
 
 from vcgraph.stage import Port, Stage, StageConfig, implementation
@@ -29,7 +31,8 @@ class FastFeatures(Stage):
     name = "fast-features"
 
     class Config(FeatureConfig):
-        pass
+        f0_method: Literal["yin", "dio"] = Field("yin", description="yin: vectorised torch YIN (fast, any "
+                                                 "device); dio: pyworld DIO + StoneMask (CPU, ~20x slower)")
 
     inputs = {"audio": Port("waveform"),
               "source_f0": Port("array", "F0 (Hz, 0 = unvoiced) spanning the audio, any frame rate", optional=True)}
@@ -37,7 +40,7 @@ class FastFeatures(Stage):
 
     def _params(self, device: str):
         c = self.config
-        return _fast().FastParams(f0_min=c.f0_min, f0_max=c.f0_max, device=device)
+        return _fast().FastParams(f0_min=c.f0_min, f0_max=c.f0_max, f0_method=c.f0_method, device=device)
 
     def _analyze(self, ctx, audio, source_f0, with_embedding: bool = True) -> dict:
         c = self.config
@@ -75,12 +78,19 @@ class FastSynthesis(Stage):
     class Config(StageConfig):
         envelope_strength: float = Field(1.0, ge=0.0, le=1.5,
                                          description="how far envelope statistics move to the target (0: keep source)")
+        formant_warp: bool = Field(True, description="warp the frequency axis toward the target's formants "
+                                   "(estimated from the profile's average envelope)")
 
     inputs = {"features": Port("voice_features"), "speaker": Port("target_voice"),
               "pitch_shift": Port("float", "semitones", optional=True)}
     outputs = {"audio": Port("waveform")}
 
-    def _synthesize(self, ctx, features: VoiceFeatures, speaker, pitch_shift) -> dict:
+    def _params(self, device: str, warp: bool | None = None):
+        c = self.config
+        return _fast().FastParams(env_strength=c.envelope_strength, warp=c.formant_warp if warp is None else warp,
+                                  device=device)
+
+    def _synthesize(self, ctx, features: VoiceFeatures, speaker, pitch_shift, warp: bool | None = None) -> dict:
         if features.method != METHOD:
             raise VoiceInputError(f"fast-synthesis needs '{METHOD}' features, got '{features.method}'")
         shift = float(pitch_shift or 0.0)
@@ -89,8 +99,8 @@ class FastSynthesis(Stage):
             from ..embedding_only import convert_with_embedding
             y = convert_with_embedding(w, speaker.embedding, shift)
         else:
-            fast = _fast()
-            y = fast.synthesize(features.analysis, speaker.profile.methods[METHOD], fast.FastParams(device=ctx.device), shift)
+            y = _fast().synthesize(features.analysis, speaker.profile.methods[METHOD], self._params(ctx.device, warp),
+                                   shift)
         return {"audio": w.with_samples(y.to(ctx.device))}
 
     @implementation("cuda")
@@ -100,6 +110,11 @@ class FastSynthesis(Stage):
     @implementation("cpu")
     def run_cpu(self, ctx, features, speaker, pitch_shift=None):
         return self._synthesize(ctx, features, speaker, pitch_shift)
+
+    @implementation("simplified")
+    def run_simplified(self, ctx, features, speaker, pitch_shift=None):
+        """No formant warp: pitch and envelope statistics only."""
+        return self._synthesize(ctx, features, speaker, pitch_shift, warp=False)
 
 
 def enroll(features: list[VoiceFeatures]) -> dict[str, np.ndarray]:

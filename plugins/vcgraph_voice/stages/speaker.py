@@ -8,7 +8,7 @@ import torch
 from pydantic import Field
 
 from vcgraph.audio import Audio
-from vcgraph.stage import Port, Stage, StageConfig, implementation
+from vcgraph.stage import Port, RunContext, Stage, StageConfig, implementation
 
 from ..errors import VoiceInputError
 from ..profile import VoiceProfile, load_target
@@ -68,7 +68,5 @@ class SpeakerEncoder(Stage):
 
     @implementation("simplified")
     def run_simplified(self, ctx, target):
-        """Embedding only: drops profile data, so synthesis takes its embedding-only path."""
-        value = self._profile(target, "cpu")
-        emb = value.embedding if isinstance(value, VoiceProfile) else normalize_embedding(value)
-        return {"speaker": TargetVoice(torch.from_numpy(emb), None)}
+        """On the CPU whatever the run's device (no device transfer)."""
+        return self._encode(RunContext(ctx.node, ctx.kind, "cpu", ctx.state), target)
