@@ -80,8 +80,8 @@ def test_inspect(cli):
     assert "(plugin: echo)" in out.splitlines()[0]
     lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and "(float" in line}
     assert set(lines) == {"delay_ms", "feedback", "mix"}
-    for key, words in {"delay_ms": ["default 250.0", "ge=1", "le=2000"],
-                       "feedback": ["default 0.4", "ge=0", "le=0.95"]}.items():
+    for key, words in {"delay_ms": ["default 250.0", ">= 1", "<= 2000"],
+                       "feedback": ["default 0.4", ">= 0", "<= 0.95"]}.items():
         for word in words:
             assert word in lines[key]
     assert "delay between echoes, in milliseconds" in out

@@ -339,13 +339,15 @@ def test_help_teaches_both_input_styles(capsys):
 
 
 @needs_data
-def test_default_converter_is_a_placeholder(tmp_path):
-    pytest.importorskip("librosa")
+def test_default_converter_is_the_chosen_preset_graph(tmp_path):
+    from vcgraph_voice.converter import PipelineConverter
     from vcgraph_voice.eval import cli
-    args = _parser().parse_args(["eval", "--source", wav("rms", 9), "--target", wav("slt", 1),
-                                 "--skip", "similarity", "--skip", "wer", "--skip", "dnsmos", "--skip", "mcd"])
-    with pytest.raises(NotImplementedError, match="wired by the lead"):
-        cli.cmd_eval(args)
+    args = _parser().parse_args(["eval", "--source", wav("rms", 9), "--target", wav("slt", 1), "--config", "fast",
+                                 "--set", "nodes.voice_synthesis.config.formant_warp=false"])
+    conv = cli.default_converter(args)
+    assert isinstance(conv, PipelineConverter) and conv.presets == ("fast",)
+    assert conv.pipeline.graph.name == "voice-conversion-fast"
+    assert conv.pipeline.graph.nodes["voice_synthesis"].config.formant_warp is False
 
 
 @needs_data

@@ -154,6 +154,7 @@ def test_total_failure_returns_the_normalised_input_when_configured(monkeypatch,
     def broken(self, ctx, **kw):
         raise CUDAKernelError("injected kernel failure")
     monkeypatch.setattr(FastSynthesis, "run_cpu", broken)
+    monkeypatch.setattr(FastSynthesis, "run_simplified", broken)
     x, sr = source
     pipe = VoiceConversionPipeline(PipelineConfig(preset="fast", sample_rate=sr))
     y = pipe.convert(x, profile, sample_rate=sr)

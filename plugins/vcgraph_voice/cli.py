@@ -92,11 +92,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.output_rate:
         overrides.append(f"nodes.postprocessing.config.sample_rate={args.output_rate}")
     pipe = Pipeline.from_yaml(preset_path(args.config), overrides)
+    audio = read_audio(args.source)
     target = load_target(args.target)
     if not hasattr(target, "methods"):
         print("vcgraph: note: the target is a bare embedding: the voice moves toward it, but a profile "
               "from `vcgraph enroll` converts much better", file=sys.stderr)
-    audio = read_audio(args.source)
     bar = None if args.no_progress or args.json else ProgressBar("convert")
     result = pipe.run({"audio": audio, "target": target, "pitch_shift": args.pitch_shift}, progress_callback=bar)
     if bar:
