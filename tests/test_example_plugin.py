@@ -15,7 +15,7 @@ from engine_helpers import subprocess_env
 import vcgraph.plugins
 from vcgraph import Pipeline
 from vcgraph.audio import Audio
-from vcgraph.errors import ConfigError, InputError, PipelineError
+from vcgraph.errors import ConfigError, InputError
 from vcgraph.stage import RunContext
 
 ECHO_YAML = Path(__file__).resolve().parents[1] / "examples" / "vcgraph-echo" / "echo.yaml"

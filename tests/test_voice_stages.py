@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from vcgraph.audio import Audio
 from vcgraph.stage import RunContext
@@ -11,7 +10,6 @@ from vcgraph_voice.errors import VoiceConversionError
 from vcgraph_voice.stages.audio_io import Postprocess, Preprocess, SafeOutput
 from vcgraph_voice.stages.speaker import SpeakerEncoder
 from vcgraph_voice.validation import normalize_embedding
-from vcgraph_voice.waveform import Waveform
 
 import voice_data
 

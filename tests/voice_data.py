@@ -36,7 +36,7 @@ def median_f0(x: np.ndarray, sr: int) -> float:
 
 def similarity(a: np.ndarray, sr_a: int, b: np.ndarray, sr_b: int) -> float:
     """GE2E cosine between two utterances (resemblyzer, independent of vcgraph's own wrapper)."""
-    from resemblyzer import VoiceEncoder, preprocess_wav
+    from resemblyzer import preprocess_wav
     enc = _encoder()
     ea = enc.embed_utterance(preprocess_wav(a, source_sr=sr_a))
     eb = enc.embed_utterance(preprocess_wav(b, source_sr=sr_b))

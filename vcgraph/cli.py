@@ -134,19 +134,26 @@ def load_pipeline(config: str, overrides: list[str], **options: Any):
     return Pipeline.from_yaml(config, overrides, **options)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    pipe = load_pipeline(args.config, args.overrides)
-    inputs = parse_inputs(pipe.graph.spec.inputs, args.input)
+def run_with_feedback(pipe, inputs: dict[str, Any], args: argparse.Namespace, write) -> None:
+    """Run ``pipe`` with a progress bar (unless ``--no-progress``/``--json``), call
+    ``write(outputs)``, then print the report as ``--json`` or ``--report`` ask and warn
+    about fallbacks."""
     bar = None if args.no_progress or args.json else ProgressBar(pipe.graph.name)
     result = pipe.run(inputs, progress_callback=bar)
     if bar:
         bar.close()
-    write_outputs(result.outputs, args.output, args.output_dir)
+    write(result.outputs)
     if args.json:
         print(json.dumps(result.report.to_dict(), indent=2, default=str))
     elif args.report:
         print(result.report.format_table())
     print_run_warnings(result.report)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    pipe = load_pipeline(args.config, args.overrides)
+    inputs = parse_inputs(pipe.graph.spec.inputs, args.input)
+    run_with_feedback(pipe, inputs, args, lambda outputs: write_outputs(outputs, args.output, args.output_dir))
     return 0
 
 

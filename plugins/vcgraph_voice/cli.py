@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from vcgraph.audio import Audio, read_audio, write_audio
-from vcgraph.cli import print_run_warnings
-from vcgraph.errors import UserError
+from vcgraph.audio import read_audio, write_audio
+from vcgraph.cli import run_with_feedback
 from vcgraph.progress import ProgressBar
 
 ENROLL_EPILOG = """\
@@ -97,15 +95,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if not hasattr(target, "methods"):
         print("vcgraph: note: the target is a bare embedding: the voice moves toward it, but a profile "
               "from `vcgraph enroll` converts much better", file=sys.stderr)
-    bar = None if args.no_progress or args.json else ProgressBar("convert")
-    result = pipe.run({"audio": audio, "target": target, "pitch_shift": args.pitch_shift}, progress_callback=bar)
-    if bar:
-        bar.close()
-    out: Audio = result["audio"]
-    write_audio(args.output, out)
-    if args.json:
-        print(json.dumps(result.report.to_dict(), indent=2, default=str))
-    elif args.report:
-        print(result.report.format_table())
-    print_run_warnings(result.report)
+    run_with_feedback(pipe, {"audio": audio, "target": target, "pitch_shift": args.pitch_shift}, args,
+                      lambda outputs: write_audio(args.output, outputs["audio"]))
     return 0

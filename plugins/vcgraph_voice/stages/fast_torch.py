@@ -13,8 +13,8 @@ from pydantic import Field
 from vcgraph.stage import Port, Stage, StageConfig, implementation
 
 from .. import embedding
-from ..errors import VoiceInputError
 from ..features import VoiceFeatures, log_mel, resample_contour
+from .synthesis import SynthesisStage
 from .world_knn import FeatureConfig
 
 METHOD = "fast"
@@ -70,10 +70,11 @@ class FastFeatures(Stage):
         return self._analyze(ctx, audio, source_f0, with_embedding=False)
 
 
-class FastSynthesis(Stage):
+class FastSynthesis(SynthesisStage):
     """Map log-F0 and envelope statistics to the target and synthesise with the torch vocoder."""
 
     name = "fast-synthesis"
+    method = METHOD
 
     class Config(StageConfig):
         envelope_strength: float = Field(1.0, ge=0.0, le=1.5,
@@ -81,40 +82,26 @@ class FastSynthesis(Stage):
         formant_warp: bool = Field(True, description="warp the frequency axis toward the target's formants "
                                    "(estimated from the profile's average envelope)")
 
-    inputs = {"features": Port("voice_features"), "speaker": Port("target_voice"),
-              "pitch_shift": Port("float", "semitones", optional=True)}
-    outputs = {"audio": Port("waveform")}
-
     def _params(self, device: str, warp: bool | None = None):
         c = self.config
         return _fast().FastParams(env_strength=c.envelope_strength, warp=c.formant_warp if warp is None else warp,
                                   device=device)
 
-    def _synthesize(self, ctx, features: VoiceFeatures, speaker, pitch_shift, warp: bool | None = None) -> dict:
-        if features.method != METHOD:
-            raise VoiceInputError(f"fast-synthesis needs '{METHOD}' features, got '{features.method}'")
-        shift = float(pitch_shift or 0.0)
-        w = features.waveform
-        if speaker.profile is None or not speaker.profile.has(METHOD):
-            from ..embedding_only import convert_with_embedding
-            y = convert_with_embedding(w, speaker.embedding, shift)
-        else:
-            y = _fast().synthesize(features.analysis, speaker.profile.methods[METHOD], self._params(ctx.device, warp),
-                                   shift)
-        return {"audio": w.with_samples(y.to(ctx.device))}
+    def convert(self, ctx, features, target, shift, warp: bool | None = None):
+        return _fast().synthesize(features.analysis, target, self._params(ctx.device, warp), shift)
 
     @implementation("cuda")
     def run_cuda(self, ctx, features, speaker, pitch_shift=None):
-        return self._synthesize(ctx, features, speaker, pitch_shift)
+        return self.synthesize(ctx, features, speaker, pitch_shift)
 
     @implementation("cpu")
     def run_cpu(self, ctx, features, speaker, pitch_shift=None):
-        return self._synthesize(ctx, features, speaker, pitch_shift)
+        return self.synthesize(ctx, features, speaker, pitch_shift)
 
     @implementation("simplified")
     def run_simplified(self, ctx, features, speaker, pitch_shift=None):
         """No formant warp: pitch and envelope statistics only."""
-        return self._synthesize(ctx, features, speaker, pitch_shift, warp=False)
+        return self.synthesize(ctx, features, speaker, pitch_shift, warp=False)
 
 
 def enroll(features: list[VoiceFeatures]) -> dict[str, np.ndarray]:

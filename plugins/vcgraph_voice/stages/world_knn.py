@@ -15,7 +15,7 @@ from vcgraph.stage import Port, Stage, StageConfig, implementation
 
 from .. import embedding
 from ..dsp import quality
-from ..errors import VoiceInputError
+from .synthesis import SynthesisStage
 from ..features import VoiceFeatures, log_mel, resample_contour
 from ..waveform import Waveform
 
@@ -82,10 +82,11 @@ class WorldFeatures(Stage):
         return self._analyze(ctx, audio, source_f0, labels="allphone")
 
 
-class KnnSynthesis(Stage):
+class KnnSynthesis(SynthesisStage):
     """Map F0 to the target, replace envelopes by label-matched target frames, synthesise with WORLD."""
 
     name = "knn-synthesis"
+    method = METHOD
 
     class Config(StageConfig):
         k: int = Field(8, ge=1, le=64, description="target frames averaged per source frame")
@@ -95,40 +96,28 @@ class KnnSynthesis(Stage):
         postfilter: float = Field(0.2, ge=0.0, le=1.0, description="cepstral formant emphasis of the "
                                   "converted envelope (undoes the averaging's smoothing)")
 
-    inputs = {"features": Port("voice_features"), "speaker": Port("target_voice"),
-              "pitch_shift": Port("float", "semitones", optional=True)}
-    outputs = {"audio": Port("waveform")}
 
     def _params(self, device: str, k: int | None = None) -> "quality.QualityParams":
         c = self.config
         return quality.QualityParams(k=k or c.k, blend=c.blend, postfilter=c.postfilter, device=device)
 
-    def _synthesize(self, ctx, features: VoiceFeatures, speaker, pitch_shift, k: int | None = None) -> dict:
-        if features.method != METHOD:
-            raise VoiceInputError(f"knn-synthesis needs '{METHOD}' features, got '{features.method}'")
-        shift = float(pitch_shift or 0.0)
-        w = features.waveform
-        if speaker.profile is None or not speaker.profile.has(METHOD):
-            from ..embedding_only import convert_with_embedding
-            y = convert_with_embedding(w, speaker.embedding, shift)
-        else:
-            y = quality.synthesize(features.analysis, speaker.profile.methods[METHOD], self._params(ctx.device, k), shift)
-            y = torch.from_numpy(np.ascontiguousarray(y))
-        return {"audio": w.with_samples(y.to(ctx.device))}
+    def convert(self, ctx, features, target, shift, k: int | None = None):
+        y = quality.synthesize(features.analysis, target, self._params(ctx.device, k), shift)
+        return torch.from_numpy(np.ascontiguousarray(y))
 
     @implementation("cuda")
     def run_cuda(self, ctx, features, speaker, pitch_shift=None):
         """kNN distance matrices on the GPU; WORLD synthesis on the CPU."""
-        return self._synthesize(ctx, features, speaker, pitch_shift)
+        return self.synthesize(ctx, features, speaker, pitch_shift)
 
     @implementation("cpu")
     def run_cpu(self, ctx, features, speaker, pitch_shift=None):
-        return self._synthesize(ctx, features, speaker, pitch_shift)
+        return self.synthesize(ctx, features, speaker, pitch_shift)
 
     @implementation("simplified")
     def run_simplified(self, ctx, features, speaker, pitch_shift=None):
         """Nearest single frame (k=1), no blending choices: cheaper, rougher."""
-        return self._synthesize(ctx, features, speaker, pitch_shift, k=1)
+        return self.synthesize(ctx, features, speaker, pitch_shift, k=1)
 
 
 def enroll(features: list[VoiceFeatures]) -> dict[str, np.ndarray]:

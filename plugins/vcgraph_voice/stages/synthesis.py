@@ -1,0 +1,38 @@
+"""What every voice-synthesis stage shares: input checks and the embedding-only path."""
+from __future__ import annotations
+
+import torch
+
+from vcgraph.stage import Port, Stage
+
+from ..errors import VoiceInputError
+from ..features import VoiceFeatures
+
+
+class SynthesisStage(Stage):
+    """Base of the synthesis stages: ``method`` names the features and profile data it needs.
+
+    With a profile holding that method's data, :meth:`convert` runs; with a bare embedding
+    (or a profile without it), the embedding-only transform search runs instead.
+    """
+
+    method: str = ""
+    inputs = {"features": Port("voice_features"), "speaker": Port("target_voice"),
+              "pitch_shift": Port("float", "semitones", optional=True)}
+    outputs = {"audio": Port("waveform")}
+
+    def convert(self, ctx, features: VoiceFeatures, target: dict, shift: float, **options) -> torch.Tensor:
+        """The converted waveform (any device) from the source features and the profile's data."""
+        raise NotImplementedError
+
+    def synthesize(self, ctx, features: VoiceFeatures, speaker, pitch_shift, **options) -> dict:
+        if features.method != self.method:
+            raise VoiceInputError(f"{self.name} needs '{self.method}' features, got '{features.method}'")
+        shift = float(pitch_shift or 0.0)
+        w = features.waveform
+        if speaker.profile is None or not speaker.profile.has(self.method):
+            from ..embedding_only import convert_with_embedding
+            y = convert_with_embedding(w, speaker.embedding, shift)
+        else:
+            y = self.convert(ctx, features, speaker.profile.methods[self.method], shift, **options)
+        return {"audio": w.with_samples(y.to(ctx.device))}
