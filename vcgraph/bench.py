@@ -103,6 +103,11 @@ def bench_graph(config: str | os.PathLike | dict, inputs: dict[str, Any], durati
     rows: list[BenchRow] = []
     steps, done = len(kinds) * len(durations), 0
     for kind in kinds:
+        if kind == "cuda" and not cuda_available():
+            rows += [BenchRow(kind, s, 0.0, 0.0, 0.0, 0.0, 0.0, error="CUDA is not available on this machine")
+                     for s in durations]
+            done += len(durations)
+            continue
         pipe = Pipeline.from_yaml(config, overrides, only_kind=kind, fallback_on_error=False, max_retries=0)
         for seconds in durations:
             if progress:
