@@ -105,15 +105,3 @@ def test_22050_and_profile_from_other_rate(q, target16):
     y2 = q.synthesize(q.analyze(_read(f"{SRC}_11")[:32000], 16000), t22)
     assert len(y2) == 32000 and np.isfinite(y2).all()
     assert abs(np.log(_median_f0(y, sr) / float(np.exp(target16["lf0_mean"])))) < np.log(2 ** (3 / 12))
-
-
-def test_profile_npz_roundtrip(tmp_path):
-    from vcgraph_voice.dsp import quality_cli
-    prof = tmp_path / "t.vcp"
-    quality_cli.enroll(str(prof), [str(DATA / f"{TGT}_{i:02d}.wav") for i in (1,)])
-    p = quality_cli.load_profile(str(prof))
-    assert p["embedding"].shape == (256,) and p["feat"].ndim == 2
-    out = tmp_path / "o.wav"
-    quality_cli.convert(str(DATA / f"{SRC}_12.wav"), str(prof), str(out))
-    y, sr = sf.read(str(out))
-    assert sr == 16000 and len(y) == len(_read(f"{SRC}_12"))
