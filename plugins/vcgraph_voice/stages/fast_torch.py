@@ -10,12 +10,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from vcgraph.stage import Port, Stage, StageConfig, implementation
+from vcgraph.stage import StageConfig, implementation
 
-from .. import embedding
-from ..features import VoiceFeatures, log_mel, resample_contour
+from ..features import VoiceFeatures, resample_contour
 from .synthesis import SynthesisStage
-from .world_knn import FeatureConfig
+from .feature_base import FeatureConfig, FeatureStage
 
 METHOD = "fast"
 
@@ -25,36 +24,28 @@ def _fast():
     return fast
 
 
-class FastFeatures(Stage):
+class FastFeatures(FeatureStage):
     """Mel spectrogram, torch F0 and spectral envelope of the source."""
 
     name = "fast-features"
+    method = METHOD
 
     class Config(FeatureConfig):
         f0_method: Literal["yin", "dio"] = Field("yin", description="yin: vectorised torch YIN (fast, any "
                                                  "device); dio: pyworld DIO + StoneMask (CPU, ~20x slower)")
-
-    inputs = {"audio": Port("waveform"),
-              "source_f0": Port("array", "F0 (Hz, 0 = unvoiced) spanning the audio, any frame rate", optional=True)}
-    outputs = {"features": Port("voice_features"), "mel": Port("mel"), "f0": Port("f0")}
 
     def _params(self, device: str):
         c = self.config
         return _fast().FastParams(f0_min=c.f0_min, f0_max=c.f0_max, f0_method=c.f0_method, device=device)
 
     def _analyze(self, ctx, audio, source_f0, with_embedding: bool = True) -> dict:
-        c = self.config
         x = audio.samples.to(ctx.device).float()
         analysis = _fast().analyze(x, audio.sample_rate, self._params(ctx.device))
-        if source_f0 is not None:
+        if source_f0 is not None:  # the envelope was analysed with the tracked F0; synthesis uses the given one
             n = analysis["f0"].shape[-1]
             f0 = torch.from_numpy(resample_contour(source_f0, n)).to(analysis["f0"])
             analysis = dict(analysis, f0=f0)
-        mel = log_mel(x, audio.sample_rate, c.n_fft, c.hop_length, c.n_mels)
-        f0 = torch.from_numpy(resample_contour(analysis["f0"], mel.shape[-1])).float()
-        emb = embedding.embed(audio.samples.cpu().numpy(), audio.sample_rate) \
-            if c.source_embedding and with_embedding else None
-        return {"features": VoiceFeatures(METHOD, audio, c.hop_length, mel, f0, emb, analysis), "mel": mel, "f0": f0}
+        return self.outputs_for(ctx, audio, analysis, analysis["f0"], with_embedding)
 
     @implementation("cuda")
     def run_cuda(self, ctx, audio, source_f0=None):
@@ -66,7 +57,7 @@ class FastFeatures(Stage):
 
     @implementation("simplified")
     def run_simplified(self, ctx, audio, source_f0=None):
-        """CPU, without the source embedding."""
+        """Without the source embedding."""
         return self._analyze(ctx, audio, source_f0, with_embedding=False)
 
 

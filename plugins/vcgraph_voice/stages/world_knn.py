@@ -11,32 +11,22 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from vcgraph.stage import Port, Stage, StageConfig, implementation
+from vcgraph.stage import StageConfig, implementation
 
-from .. import embedding
 from ..dsp import quality
+from .feature_base import FeatureConfig, FeatureStage
 from .synthesis import SynthesisStage
-from ..features import VoiceFeatures, log_mel, resample_contour
+from ..features import VoiceFeatures, resample_contour
 from ..waveform import Waveform
 
 METHOD = "quality"
 
 
-class FeatureConfig(StageConfig):
-    """Settings shared by the feature-extraction stages."""
-
-    n_fft: int = Field(2048, ge=64, le=16384, description="FFT size of the mel spectrogram")
-    hop_length: int = Field(512, ge=16, le=8192, description="hop of the mel spectrogram and F0 output")
-    n_mels: int = Field(80, ge=8, le=256, description="mel bands")
-    f0_min: float = Field(80.0, ge=30.0, le=1000.0, description="lowest F0 searched (Hz)")
-    f0_max: float = Field(800.0, ge=60.0, le=2000.0, description="highest F0 searched (Hz)")
-    source_embedding: bool = Field(True, description="also compute the source's 256-d speaker embedding")
-
-
-class WorldFeatures(Stage):
+class WorldFeatures(FeatureStage):
     """Mel spectrogram, WORLD F0/envelope/aperiodicity and phone-state labels of the source."""
 
     name = "world-features"
+    method = METHOD
 
     class Config(FeatureConfig):
         frame_period_ms: float = Field(5.0, ge=1.0, le=20.0, description="WORLD frame shift (ms)")
@@ -44,10 +34,6 @@ class WorldFeatures(Stage):
             "align", description="align: word recognition + forced alignment (cleaner); allphone: phone decoding (faster)")
         fast_asr: bool = Field(False, description="narrower recognition search: about 4x faster labelling, "
                                "slightly noisier labels (quality not yet scored)")
-
-    inputs = {"audio": Port("waveform"),
-              "source_f0": Port("array", "F0 (Hz, 0 = unvoiced) spanning the audio, any frame rate", optional=True)}
-    outputs = {"features": Port("voice_features"), "mel": Port("mel"), "f0": Port("f0")}
 
     def _params(self, labels: str | None = None) -> "quality.QualityParams":
         c = self.config
@@ -61,11 +47,7 @@ class WorldFeatures(Stage):
         if source_f0 is not None:
             given_f0 = resample_contour(source_f0, quality.n_frames(len(x), audio.sample_rate, c.frame_period_ms))
         analysis = quality.analyze(x, audio.sample_rate, self._params(labels), f0=given_f0)
-        mel = log_mel(audio.samples.to(ctx.device).float(), audio.sample_rate, c.n_fft, c.hop_length, c.n_mels)
-        f0 = torch.from_numpy(resample_contour(analysis["f0"], mel.shape[-1])).float()
-        emb = embedding.embed(x, audio.sample_rate) if c.source_embedding else None
-        feats = VoiceFeatures(METHOD, audio, c.hop_length, mel, f0, emb, analysis)
-        return {"features": feats, "mel": mel, "f0": f0}
+        return self.outputs_for(ctx, audio, analysis, analysis["f0"])
 
     @implementation("cuda")
     def run_cuda(self, ctx, audio, source_f0=None):

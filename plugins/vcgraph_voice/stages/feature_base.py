@@ -1,0 +1,43 @@
+"""What every feature-extraction stage shares: common config, ports and outputs."""
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+
+from vcgraph.stage import Port, Stage, StageConfig
+
+from .. import embedding
+from ..features import VoiceFeatures, log_mel, resample_contour
+from ..waveform import Waveform
+
+
+class FeatureConfig(StageConfig):
+    """Settings shared by the feature-extraction stages."""
+
+    n_fft: int = Field(2048, ge=64, le=16384, description="FFT size of the mel spectrogram")
+    hop_length: int = Field(512, ge=16, le=8192, description="hop of the mel spectrogram and F0 output")
+    n_mels: int = Field(80, ge=8, le=256, description="mel bands")
+    f0_min: float = Field(80.0, ge=30.0, le=1000.0, description="lowest F0 searched (Hz)")
+    f0_max: float = Field(800.0, ge=60.0, le=2000.0, description="highest F0 searched (Hz)")
+    source_embedding: bool = Field(True, description="also compute the source's 256-d speaker embedding")
+
+
+class FeatureStage(Stage):
+    """Base of the feature stages: each method's analysis plus mel, F0 and the source embedding."""
+
+    method: str = ""
+    Config = FeatureConfig
+    inputs = {"audio": Port("waveform"),
+              "source_f0": Port("array", "F0 (Hz, 0 = unvoiced) spanning the audio, any frame rate", optional=True)}
+    outputs = {"features": Port("voice_features"), "mel": Port("mel", "log-mel (n_mels, frames)"),
+               "f0": Port("f0", "Hz per hop_length frame, 0 = unvoiced")}
+
+    def outputs_for(self, ctx, audio: Waveform, analysis: dict, method_f0, with_embedding: bool = True) -> dict:
+        """The stage outputs around a method's ``analysis`` whose F0 contour is ``method_f0``."""
+        c = self.config
+        mel = log_mel(audio.samples.to(ctx.device).float(), audio.sample_rate, c.n_fft, c.hop_length, c.n_mels)
+        f0 = torch.from_numpy(resample_contour(method_f0, mel.shape[-1])).float()
+        emb = embedding.embed(audio.samples.detach().cpu().numpy(), audio.sample_rate) \
+            if c.source_embedding and with_embedding else None
+        features = VoiceFeatures(self.method, audio, c.hop_length, mel, f0, emb, analysis)
+        return {"features": features, "mel": mel, "f0": f0}
