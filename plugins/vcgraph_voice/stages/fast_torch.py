@@ -38,7 +38,7 @@ class FastFeatures(FeatureStage):
         c = self.config
         return _fast().FastParams(f0_min=c.f0_min, f0_max=c.f0_max, f0_method=c.f0_method, device=device)
 
-    def _analyze(self, ctx, audio, source_f0, with_embedding: bool = True) -> dict:
+    def analyze(self, ctx, audio, source_f0, with_embedding: bool = True) -> dict:
         x = audio.samples.to(ctx.device).float()
         analysis = _fast().analyze(x, audio.sample_rate, self._params(ctx.device))
         if source_f0 is not None:  # the envelope was analysed with the tracked F0; synthesis uses the given one
@@ -47,18 +47,10 @@ class FastFeatures(FeatureStage):
             analysis = dict(analysis, f0=f0)
         return self.outputs_for(ctx, audio, analysis, analysis["f0"], with_embedding)
 
-    @implementation("cuda")
-    def run_cuda(self, ctx, audio, source_f0=None):
-        return self._analyze(ctx, audio, source_f0)
-
-    @implementation("cpu")
-    def run_cpu(self, ctx, audio, source_f0=None):
-        return self._analyze(ctx, audio, source_f0)
-
     @implementation("simplified")
     def run_simplified(self, ctx, audio, source_f0=None):
         """Without the source embedding."""
-        return self._analyze(ctx, audio, source_f0, with_embedding=False)
+        return self.analyze(ctx, audio, source_f0, with_embedding=False)
 
 
 class FastSynthesis(SynthesisStage):
@@ -80,14 +72,6 @@ class FastSynthesis(SynthesisStage):
 
     def convert(self, ctx, features, target, shift, warp: bool | None = None):
         return _fast().synthesize(features.analysis, target, self._params(ctx.device, warp), shift)
-
-    @implementation("cuda")
-    def run_cuda(self, ctx, features, speaker, pitch_shift=None):
-        return self.synthesize(ctx, features, speaker, pitch_shift)
-
-    @implementation("cpu")
-    def run_cpu(self, ctx, features, speaker, pitch_shift=None):
-        return self.synthesize(ctx, features, speaker, pitch_shift)
 
     @implementation("simplified")
     def run_simplified(self, ctx, features, speaker, pitch_shift=None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
-from vcgraph.stage import Port, Stage, StageConfig
+from vcgraph.stage import Port, Stage, StageConfig, implementation
 
 from .. import embedding
 from ..features import VoiceFeatures, log_mel, resample_contour
@@ -31,6 +31,18 @@ class FeatureStage(Stage):
               "source_f0": Port("array", "F0 (Hz, 0 = unvoiced) spanning the audio, any frame rate", optional=True)}
     outputs = {"features": Port("voice_features"), "mel": Port("mel", "log-mel (n_mels, frames)"),
                "f0": Port("f0", "Hz per hop_length frame, 0 = unvoiced")}
+
+    def analyze(self, ctx, audio: Waveform, source_f0, **options) -> dict:
+        """Run the method's analysis and return the stage outputs (see :meth:`outputs_for`)."""
+        raise NotImplementedError
+
+    @implementation("cuda")
+    def run_cuda(self, ctx, audio, source_f0=None):
+        return self.analyze(ctx, audio, source_f0)
+
+    @implementation("cpu")
+    def run_cpu(self, ctx, audio, source_f0=None):
+        return self.analyze(ctx, audio, source_f0)
 
     def outputs_for(self, ctx, audio: Waveform, analysis: dict, method_f0, with_embedding: bool = True) -> dict:
         """The stage outputs around a method's ``analysis`` whose F0 contour is ``method_f0``."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from vcgraph.stage import Port, Stage
+from vcgraph.stage import Port, Stage, implementation
 
 from ..errors import VoiceInputError
 from ..features import VoiceFeatures
@@ -24,6 +24,14 @@ class SynthesisStage(Stage):
     def convert(self, ctx, features: VoiceFeatures, target: dict, shift: float, **options) -> torch.Tensor:
         """The converted waveform (any device) from the source features and the profile's data."""
         raise NotImplementedError
+
+    @implementation("cuda")
+    def run_cuda(self, ctx, features, speaker, pitch_shift=None):
+        return self.synthesize(ctx, features, speaker, pitch_shift)
+
+    @implementation("cpu")
+    def run_cpu(self, ctx, features, speaker, pitch_shift=None):
+        return self.synthesize(ctx, features, speaker, pitch_shift)
 
     def synthesize(self, ctx, features: VoiceFeatures, speaker, pitch_shift, **options) -> dict:
         if features.method != self.method:

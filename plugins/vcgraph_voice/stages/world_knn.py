@@ -23,7 +23,11 @@ METHOD = "quality"
 
 
 class WorldFeatures(FeatureStage):
-    """Mel spectrogram, WORLD F0/envelope/aperiodicity and phone-state labels of the source."""
+    """Mel spectrogram, WORLD F0/envelope/aperiodicity and phone-state labels of the source.
+
+    The cuda kind computes the mel on the GPU; WORLD and the recogniser have no GPU version
+    and run on the CPU.
+    """
 
     name = "world-features"
     method = METHOD
@@ -40,7 +44,7 @@ class WorldFeatures(FeatureStage):
         return quality.QualityParams(frame_period_ms=c.frame_period_ms, labels=labels or c.labels,
                                      fast_asr=c.fast_asr, f0_floor=c.f0_min, f0_ceil=c.f0_max)
 
-    def _analyze(self, ctx, audio: Waveform, source_f0, labels: str | None = None) -> dict:
+    def analyze(self, ctx, audio: Waveform, source_f0, labels: str | None = None) -> dict:
         c = self.config
         x = audio.samples.detach().float().cpu().numpy()
         given_f0 = None
@@ -49,23 +53,17 @@ class WorldFeatures(FeatureStage):
         analysis = quality.analyze(x, audio.sample_rate, self._params(labels), f0=given_f0)
         return self.outputs_for(ctx, audio, analysis, analysis["f0"])
 
-    @implementation("cuda")
-    def run_cuda(self, ctx, audio, source_f0=None):
-        """Mel on the GPU; WORLD and the recogniser have no GPU version and run on the CPU."""
-        return self._analyze(ctx, audio, source_f0)
-
-    @implementation("cpu")
-    def run_cpu(self, ctx, audio, source_f0=None):
-        return self._analyze(ctx, audio, source_f0)
-
     @implementation("simplified")
     def run_simplified(self, ctx, audio, source_f0=None):
         """Phone decoding instead of recognition + alignment: faster, noisier labels."""
-        return self._analyze(ctx, audio, source_f0, labels="allphone")
+        return self.analyze(ctx, audio, source_f0, labels="allphone")
 
 
 class KnnSynthesis(SynthesisStage):
-    """Map F0 to the target, replace envelopes by label-matched target frames, synthesise with WORLD."""
+    """Map F0 to the target, replace envelopes by label-matched target frames, synthesise with WORLD.
+
+    The cuda kind computes the kNN distance matrices on the GPU; WORLD synthesis runs on the CPU.
+    """
 
     name = "knn-synthesis"
     method = METHOD
@@ -86,15 +84,6 @@ class KnnSynthesis(SynthesisStage):
     def convert(self, ctx, features, target, shift, k: int | None = None):
         y = quality.synthesize(features.analysis, target, self._params(ctx.device, k), shift)
         return torch.from_numpy(np.ascontiguousarray(y))
-
-    @implementation("cuda")
-    def run_cuda(self, ctx, features, speaker, pitch_shift=None):
-        """kNN distance matrices on the GPU; WORLD synthesis on the CPU."""
-        return self.synthesize(ctx, features, speaker, pitch_shift)
-
-    @implementation("cpu")
-    def run_cpu(self, ctx, features, speaker, pitch_shift=None):
-        return self.synthesize(ctx, features, speaker, pitch_shift)
 
     @implementation("simplified")
     def run_simplified(self, ctx, features, speaker, pitch_shift=None):
