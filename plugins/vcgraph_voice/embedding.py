@@ -36,8 +36,7 @@ def embed(samples: np.ndarray, sample_rate: int, device: str = "cpu") -> np.ndar
     return (e / max(np.linalg.norm(e), 1e-8)).astype(np.float32)
 
 
-def embed_many(utterances: list[tuple[np.ndarray, int]], device: str = "cpu") -> np.ndarray:
-    """The normalised mean embedding of several utterances of one speaker."""
-    embs = np.stack([embed(x, sr, device) for x, sr in utterances])
-    mean = embs.mean(axis=0)
+def normalized_mean(embeddings) -> np.ndarray:
+    """The L2-normalised mean of several utterance embeddings of one speaker."""
+    mean = np.stack(embeddings).mean(axis=0)
     return (mean / max(np.linalg.norm(mean), 1e-8)).astype(np.float32)

@@ -48,19 +48,25 @@ def enroll_audio(audios: Sequence[Audio], presets: Sequence[str] = DEFAULT_PRESE
         if progress:
             progress(100.0 * done / steps, stage)
 
-    tick("embedding")
-    emb = embedding.embed_many([(a.samples, a.sample_rate) for a in mono], device="cpu")
-    done += 1
     methods = {}
+    source_embeddings: list = [None] * len(mono)  # feature extraction may compute them already
     for preset in presets:
         pipe = analysis_pipeline(preset, tuple(overrides))
         analyses = []
         for i, a in enumerate(mono):
             tick(f"{preset} {i + 1}/{len(mono)}")
-            analyses.append(pipe.run({"audio": a}).outputs["features"])
+            features = pipe.run({"audio": a}).outputs["features"]
+            analyses.append(features)
+            if source_embeddings[i] is None:
+                source_embeddings[i] = features.source_embedding
             done += 1
         method = get_method(analyses[0].method)
         methods[method.name] = method.enroll(analyses)
+    tick("embedding")
+    for i, a in enumerate(mono):
+        if source_embeddings[i] is None:
+            source_embeddings[i] = embedding.embed(a.samples, a.sample_rate)
+    emb = embedding.normalized_mean(source_embeddings)
     if progress:
         progress(100.0, "completed")
     return VoiceProfile(emb, methods, seconds=sum(a.seconds for a in mono))
