@@ -31,7 +31,7 @@ def analysis_pipeline(preset: str, overrides: tuple[str, ...] = ()) -> Pipeline:
     return full.cut({"features": "feature_extraction.features"})
 
 
-def enroll_audio(audios: Sequence[Audio], presets: Sequence[str] = DEFAULT_PRESETS, device: str = "cpu",
+def enroll_audio(audios: Sequence[Audio], presets: Sequence[str] = DEFAULT_PRESETS,
                  overrides: Sequence[str] = (), progress: Callable[[float, str], None] | None = None) -> VoiceProfile:
     """A profile from reference recordings, with data for every preset's conversion method."""
     if not audios:

@@ -40,17 +40,17 @@ class SpeakerEncoder(Stage):
                                         "list), or reference Audio to enrol on the fly")}
     outputs = {"speaker": Port("target_voice")}
 
-    def _profile(self, target, device: str) -> VoiceProfile | np.ndarray:
+    def _profile(self, target) -> VoiceProfile | np.ndarray:
         target = load_target(target)
         if isinstance(target, Audio):
             from ..enroll import enroll_audio
-            return enroll_audio([target], device=device)
+            return enroll_audio([target])
         return target
 
     def _encode(self, ctx, target) -> dict:
         if target is None:
             raise VoiceInputError("no target voice given")
-        value = self._profile(target, ctx.device)
+        value = self._profile(target)
         profile = value if isinstance(value, VoiceProfile) else None
         if profile is None and self.config.require_profile:
             raise VoiceInputError("this graph needs a speaker profile (.vcp from `vcgraph enroll`), "
