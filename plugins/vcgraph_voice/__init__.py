@@ -1,8 +1,8 @@
 """vcgraph's built-in voice-conversion plugin.
 
 Registered through the ``vcgraph`` entry point group like any third-party plugin. Stage
-types: ``preprocess``, ``world-features`` / ``fast-features``, ``speaker-encoder``,
-``knn-synthesis`` / ``fast-synthesis``, ``postprocess`` and the fallback ``safe-output``; commands: ``enroll``, ``convert``, ``eval``;
+types: ``preprocess``, ``content-features`` / ``world-features`` / ``fast-features``, ``speaker-encoder``,
+``content-synthesis`` / ``knn-synthesis`` / ``fast-synthesis``, ``postprocess`` and the fallback ``safe-output``; commands: ``enroll``, ``convert``, ``eval``;
 value type ``speaker`` (a ``.vcp`` profile or a ``.npy`` embedding).
 """
 from __future__ import annotations
@@ -20,11 +20,12 @@ __version__ = "0.1.0"
 @hookimpl
 def register_stages(register):
     from .stages.audio_io import Postprocess, Preprocess, SafeOutput
+    from .stages.content_knn import ContentFeatures, ContentSynthesis
     from .stages.fast_torch import FastFeatures, FastSynthesis
     from .stages.speaker import SpeakerEncoder
     from .stages.world_knn import KnnSynthesis, WorldFeatures
-    for stage in (Preprocess, WorldFeatures, FastFeatures, SpeakerEncoder, KnnSynthesis, FastSynthesis,
-                  Postprocess, SafeOutput):
+    for stage in (Preprocess, ContentFeatures, WorldFeatures, FastFeatures, SpeakerEncoder, ContentSynthesis,
+                  KnnSynthesis, FastSynthesis, Postprocess, SafeOutput):
         register(stage)
 
 

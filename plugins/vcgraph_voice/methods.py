@@ -1,7 +1,7 @@
 """Conversion methods by name: what enrolment calls to condense reference analyses.
 
-A method pairs a feature-extraction stage with a synthesis stage (``quality``:
-world-features + knn-synthesis; ``fast``: fast-features + fast-synthesis) and stores its
+A method pairs a feature-extraction stage with a synthesis stage (``content``:
+content-features + content-synthesis; ``quality``: world-features + knn-synthesis; ``fast``: fast-features + fast-synthesis) and stores its
 own part of a profile under its name.
 """
 from __future__ import annotations
@@ -22,10 +22,12 @@ class Method:
 
 def get_method(name: str) -> Method:
     """The conversion method called ``name``."""
-    if name == "quality":
+    if name == "content":
+        from .stages.content_knn import enroll
+    elif name == "quality":
         from .stages.world_knn import enroll
     elif name == "fast":
         from .stages.fast_torch import enroll
     else:
-        raise VoiceInputError(f"unknown conversion method '{name}' (known: quality, fast)")
+        raise VoiceInputError(f"unknown conversion method '{name}' (known: content, quality, fast)")
     return Method(name, enroll)

@@ -227,33 +227,14 @@ def _warp_alpha(feat, tstats, p: FastParams, fb) -> float:
     return best_a
 
 
-@torch.no_grad()
-def synthesize(features: dict, target_stats: dict | None, params: FastParams | None = None,
-               pitch_shift_semitones: float = 0.0) -> torch.Tensor:
-    """Convert analysed source features toward `target_stats` and render the waveform.
-
-    target_stats: output of `target_stats`, or a transform from `search_embedding_transform`
-    (keys alpha / pitch_semitones / tilt_db_per_oct), or None (plain resynthesis).
-    Returns a float32 tensor with exactly the source's number of samples."""
-    p = params or FastParams()
-    f0, voiced, env, ap = features["f0"], features["voiced"], features["log_env"], features["ap"]
+def mapped_envelope(features: dict, target_stats: dict, params: FastParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """The source's (log envelope, aperiodicity) formant-warped and mapped to the target's
+    per-band statistics (the fast method's envelope conversion)."""
+    p, ts = params, target_stats
+    env, ap, voiced = features["log_env"], features["ap"], features["voiced"]
     dev = env.device
-    sr, n = int(features["sr"]), int(features["n_samples"])
-    ana, syn = _modules(sr, p, dev)
+    sr = int(features["sr"])
     fb, I = mel_matrix(sr, p.fft_size(sr), p.n_mels, p.mel_fmax, dev)
-    ts = target_stats or {}
-    lf = torch.log(f0.clamp_min(1.0))
-    shift = pitch_shift_semitones * math.log(2) / 12
-    if "lf0_mean" in ts and bool(voiced.any()):
-        src = lf[voiced]
-        mu_s, sd_s = src.mean(), src.std().clamp_min(0.02)
-        mu_t, sd_t = float(ts["lf0_mean"][0]), float(ts["lf0_std"][0])
-        lf = (lf - mu_s) / sd_s * sd_t + mu_t
-    shift += float(np.asarray(ts.get("pitch_semitones", 0.0)).reshape(-1)[0]) * math.log(2) / 12
-    f0c = torch.where(voiced, torch.exp(lf + shift), torch.zeros_like(lf))
-    f0c = torch.where(voiced, f0c.clamp(40.0, 0.45 * sr), f0c)
-    f0_osc = _fill_unvoiced(f0c, voiced)
-    # envelope
     alpha = float(np.asarray(ts.get("alpha", 1.0)).reshape(-1)[0])
     if "mel_mean_v" in ts and p.warp and "alpha" not in ts:
         alpha = _warp_alpha(features, ts, p, fb)
@@ -274,6 +255,35 @@ def synthesize(features: dict, target_stats: dict | None, params: FastParams | N
         lim = p.max_delta_db / 20 * math.log(10)
         delta = delta.clamp(-lim, lim) * p.env_strength
         env2 = env2 + delta @ I
+    return env2, ap
+
+
+@torch.no_grad()
+def synthesize(features: dict, target_stats: dict | None, params: FastParams | None = None,
+               pitch_shift_semitones: float = 0.0) -> torch.Tensor:
+    """Convert analysed source features toward `target_stats` and render the waveform.
+
+    target_stats: output of `target_stats`, or a transform from `search_embedding_transform`
+    (keys alpha / pitch_semitones / tilt_db_per_oct), or None (plain resynthesis).
+    Returns a float32 tensor with exactly the source's number of samples."""
+    p = params or FastParams()
+    f0, voiced, env, ap = features["f0"], features["voiced"], features["log_env"], features["ap"]
+    dev = env.device
+    sr, n = int(features["sr"]), int(features["n_samples"])
+    _, syn = _modules(sr, p, dev)
+    ts = target_stats or {}
+    lf = torch.log(f0.clamp_min(1.0))
+    shift = pitch_shift_semitones * math.log(2) / 12
+    if "lf0_mean" in ts and bool(voiced.any()):
+        src = lf[voiced]
+        mu_s, sd_s = src.mean(), src.std().clamp_min(0.02)
+        mu_t, sd_t = float(ts["lf0_mean"][0]), float(ts["lf0_std"][0])
+        lf = (lf - mu_s) / sd_s * sd_t + mu_t
+    shift += float(np.asarray(ts.get("pitch_semitones", 0.0)).reshape(-1)[0]) * math.log(2) / 12
+    f0c = torch.where(voiced, torch.exp(lf + shift), torch.zeros_like(lf))
+    f0c = torch.where(voiced, f0c.clamp(40.0, 0.45 * sr), f0c)
+    f0_osc = _fill_unvoiced(f0c, voiced)
+    env2, ap = mapped_envelope(features, ts, p)
     tilt = float(np.asarray(ts.get("tilt_db_per_oct", 0.0)).reshape(-1)[0])
     if tilt:
         hz = torch.arange(env2.shape[1], device=dev, dtype=torch.float32) * sr / p.fft_size(sr)

@@ -1,0 +1,125 @@
+"""Content method: trained content features pick the target's own frames; torch vocoder.
+
+analyze(audio, sr, encoder, params)    -> fast analysis (F0, envelope, aperiodicity on a 5 ms
+                                          grid) + content features from the trained encoder
+target_frames([analysis, ...])         -> the profile part: every target frame's content
+                                          features, log envelope and aperiodicity, F0 stats
+synthesize(analysis, target, params)   -> the waveform, exactly the source's length
+
+Conversion: for each source frame, the ``k`` target frames nearest in content space
+(cosine over a short context of content features, so the chosen frames share the source's
+sound *and* its neighbourhood) give the envelope and aperiodicity; the source's frame energy
+and voicing are kept; log-F0 is mapped to the target's statistics. Content features are
+speaker-independent, so the frames chosen say what the source said, in the target's voice.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import fast
+from .. import content_model as cm
+
+
+@dataclass
+class ContentParams:
+    k: int = 4                      # target frames averaged per source frame
+    match_on: str = "bottleneck"    # "bottleneck" (64-d) or "posteriors" (log phone-state posteriors)
+    context: int = 1                # +-context content frames (10 ms) concatenated for matching
+    blend: float = 1.0              # weight of the matched envelope vs the statistics-mapped source's
+    keep_energy: float = 1.0        # how much of the source's frame-energy contour is kept
+    smooth: int = 1                 # +-frames of temporal smoothing of the matched envelope (5 ms grid)
+    target_ap: bool = True          # aperiodicity from the matched target frames (else the source's)
+    chunk: int = 2048               # source frames per distance block (bounds memory)
+    device: str = "cpu"
+
+
+def content_features(encoder, frontend, audio: torch.Tensor, sr: int, n_frames: int) -> torch.Tensor:
+    """Encoder outputs on the 5 ms analysis grid: ``(n_frames, 64 + N_CLASSES)`` (bottleneck, log-posteriors)."""
+    with torch.no_grad():
+        mel = frontend(audio, sr)
+        logits, z = encoder(mel[None])
+        feats = torch.cat([z[0], torch.log_softmax(logits[0], -1)], -1)  # (T10, D)
+    # 5 ms frame i is at i * 5 ms; 10 ms frame j at j * 10 ms
+    idx = torch.clamp(torch.round(torch.arange(n_frames, device=feats.device) / 2).long(), max=feats.shape[0] - 1)
+    return feats[idx]
+
+
+@torch.no_grad()
+def analyze(audio, sr: int, encoder, frontend, params: "fast.FastParams") -> dict:
+    """The fast method's analysis plus ``content`` ``(T, 64 + N_CLASSES)`` on the same grid."""
+    a = fast.analyze(audio, sr, params)
+    x = fast._as_tensor(audio, torch.device(params.device))
+    a["content"] = content_features(encoder, frontend, x, sr, a["log_env"].shape[0]).to(a["log_env"].device)
+    return a
+
+
+def target_frames(analyses: list[dict]) -> dict[str, np.ndarray]:
+    """The content method's part of a profile (npz-safe arrays)."""
+    cat = lambda key: torch.cat([a[key].float().cpu() for a in analyses])
+    out = fast.target_stats(analyses)
+    out["content"] = cat("content").numpy().astype(np.float16)
+    out["log_env"] = cat("log_env").numpy().astype(np.float16)
+    out["ap"] = cat("ap").numpy().astype(np.float16)
+    out["voiced"] = torch.cat([a["voiced"].cpu() for a in analyses]).numpy()
+    out["sr"] = np.array([int(analyses[0]["sr"])], np.int32)
+    return out
+
+
+def _matching_features(content: torch.Tensor, p: ContentParams) -> torch.Tensor:
+    f = content[:, :cm.BOTTLENECK] if p.match_on == "bottleneck" else content[:, cm.BOTTLENECK:]
+    f = f - f.mean(0, keepdim=True) if p.match_on == "bottleneck" else f
+    if p.context:
+        T = f.shape[0]
+        shifts = [torch.clamp(torch.arange(T, device=f.device) + 2 * s, 0, T - 1) for s in
+                  range(-p.context, p.context + 1)]  # 2 x 5 ms = one content frame
+        f = torch.cat([f[i] for i in shifts], -1)
+    return F.normalize(f.float(), dim=-1)
+
+
+def knn_average(query: torch.Tensor, keys: torch.Tensor, values: list[torch.Tensor], k: int,
+                chunk: int) -> list[torch.Tensor]:
+    """Mean of ``values`` rows at the ``k`` keys of highest cosine similarity to each query."""
+    outs = [[] for _ in values]
+    k = min(k, keys.shape[0])
+    for a in range(0, query.shape[0], chunk):
+        sim = query[a:a + chunk] @ keys.T
+        idx = sim.topk(k, dim=1).indices
+        for o, v in zip(outs, values):
+            o.append(v[idx].mean(1))
+    return [torch.cat(o) for o in outs]
+
+
+@torch.no_grad()
+def synthesize(features: dict, target: dict, params: ContentParams, fast_params: "fast.FastParams",
+               pitch_shift_semitones: float = 0.0) -> torch.Tensor:
+    dev = features["log_env"].device
+    t = {k: torch.as_tensor(np.asarray(v, dtype=np.float32) if np.asarray(v).dtype == np.float16 else v,
+                            device=dev) for k, v in target.items() if k in ("content", "log_env", "ap")}
+    env_s, ap_s, voiced = features["log_env"], features["ap"], features["voiced"]
+    if t["log_env"].shape[1] != env_s.shape[1]:
+        raise ValueError(f"profile envelopes have {t['log_env'].shape[1]} bins, the source "
+                         f"{env_s.shape[1]}: enrol and convert at the same sample rate")
+    q = _matching_features(features["content"], params)
+    keys = _matching_features(t["content"], params)
+    env_m, ap_m = knn_average(q, keys, [t["log_env"], t["ap"]], params.k, params.chunk)
+    if params.smooth:
+        w = 2 * params.smooth + 1
+        env_m = F.avg_pool1d(env_m.T[None], w, 1, params.smooth, count_include_pad=False)[0].T
+    # the statistics-mapped source envelope (the fast method) as the other half of a blend
+    mapped = None
+    if params.blend < 1.0:
+        mapped = fast.mapped_envelope(features, target, fast_params)
+        env_m = params.blend * env_m + (1 - params.blend) * mapped
+    if params.keep_energy:
+        e_s = 0.5 * torch.logsumexp(2 * env_s, 1, keepdim=True)
+        e_m = 0.5 * torch.logsumexp(2 * env_m, 1, keepdim=True)
+        env_m = env_m + params.keep_energy * (e_s - e_m)
+    ap = ap_m if params.target_ap else ap_s
+    feats = dict(features, log_env=env_m, ap=ap)
+    return fast.synthesize(feats, {k: v for k, v in target.items() if k.startswith("lf0")},
+                           fast_params, pitch_shift_semitones)

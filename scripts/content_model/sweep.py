@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Score variants of a preset side by side on the development set, in one process.
+
+The same judges, pairs and sentence split as ``../shared/tools/vc_score.py`` (imported from
+there): GE2E and CAM++ similarity and identification, pocketsphinx and Whisper WER. Each
+variant is a list of graph overrides; profiles are enrolled once per target.
+
+    python scripts/content_model/sweep.py --config content \
+        --variant base= --variant k8=nodes.voice_synthesis.config.k=8
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import soundfile as sf
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+TOOLS = os.path.join(ROOT, "..", "shared", "tools")
+sys.path.insert(0, os.path.join(ROOT, "plugins"))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, TOOLS)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="content")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=OVERRIDE[;OVERRIDE...]")
+    ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "speech-dev"))
+    ap.add_argument("--pairs", default="rms:slt,slt:rms,awb:kal16,kal16:awb,slt:awb,kal16:rms")
+    ap.add_argument("--test-utts", default="9-12")
+    ap.add_argument("--no-whisper", action="store_true")
+    a = ap.parse_args()
+    import vc_score as vs
+    from vcgraph.audio import read_audio, write_audio
+    from vcgraph.pipeline import Pipeline
+    from vcgraph_voice.api import preset_path, PRESETS
+    from vcgraph_voice.enroll import enroll_files
+
+    sents = [l.strip() for l in open(os.path.join(a.data, "sentences.txt"))]
+    voices = ["awb", "kal16", "rms", "slt"]
+    wav = lambda v, i: os.path.join(a.data, f"{v}_{i:02d}.wav")
+    from resemblyzer import VoiceEncoder, preprocess_wav
+    enc = VoiceEncoder("cpu", verbose=False)
+    def emb(path):
+        x, sr = sf.read(path, dtype="float32")
+        return enc.embed_utterance(preprocess_wav(x, source_sr=sr))
+    cent = {v: vs.unit(np.mean([emb(wav(v, i)) for i in vs.span("17-24")], 0)) for v in voices}
+    emb2 = vs.campp_encoder()
+    cent2 = {v: vs.unit(np.mean([emb2(wav(v, i)) for i in vs.span("17-24")], 0)) for v in voices}
+    from pocketsphinx import Decoder
+    dec = Decoder(samprate=16000, logfn="/dev/null")
+    import librosa
+    def asr(path):
+        x, sr = sf.read(path, dtype="float64")
+        if sr != 16000: x = librosa.resample(x, orig_sr=sr, target_sr=16000)
+        dec.start_utt(); dec.process_raw((np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes(), full_utt=True); dec.end_utt()
+        h = dec.hyp(); return h.hypstr if h else ""
+    asr2 = None if a.no_whisper else vs.whisper_asr()
+    presets = [a.config] if a.config in PRESETS else None
+    profiles = {}
+    tmp = tempfile.mkdtemp(prefix="sweep-")
+    src_cache = {}
+    variants = [v.split("=", 1) for v in a.variant] or [["base", ""]]
+    for name, ov in variants:
+        overrides = [o for o in ov.split(";") if o]
+        pipe = Pipeline.from_yaml(preset_path(a.config), overrides)
+        agg = {k: [] for k in ("sim", "ssim", "id", "sim2", "ssim2", "id2")}
+        e_c = e_s = e2_c = e2_s = n = 0
+        secs = dur = 0.0
+        for pair in a.pairs.split(","):
+            s, t = pair.split(":")
+            if t not in profiles:
+                profiles[t] = enroll_files([wav(t, i) for i in vs.span("1-8")], **({"presets": presets} if presets else {}))
+            for i in vs.span(a.test_utts):
+                src = wav(s, i)
+                out = os.path.join(tmp, f"{name}-{s}2{t}-{i}.wav")
+                t0 = time.perf_counter()
+                y = pipe.run({"audio": read_audio(src), "target": profiles[t]})["audio"]
+                secs += time.perf_counter() - t0
+                write_audio(out, y)
+                dur += sf.info(src).duration
+                e = vs.unit(emb(out)); agg["sim"].append(float(e @ cent[t])); agg["ssim"].append(float(e @ cent[s]))
+                agg["id"].append(max(voices, key=lambda v: e @ cent[v]) == t)
+                e2 = vs.unit(emb2(out)); agg["sim2"].append(float(e2 @ cent2[t])); agg["ssim2"].append(float(e2 @ cent2[s]))
+                agg["id2"].append(max(voices, key=lambda v: e2 @ cent2[v]) == t)
+                r = vs.words(sents[i - 1]); n += len(r)
+                e_c += vs.edits(r, vs.words(asr(out)))
+                if src not in src_cache:
+                    src_cache[src] = (vs.edits(r, vs.words(asr(src))), vs.edits(r, vs.words(asr2(src))) if asr2 else 0)
+                e_s += src_cache[src][0]; e2_s += src_cache[src][1]
+                if asr2: e2_c += vs.edits(r, vs.words(asr2(out)))
+                print(f"  {name} {s}->{t} {i}: sim {agg['sim'][-1]:.3f} sim2 {agg['sim2'][-1]:.3f}", file=sys.stderr, flush=True)
+        row = {"variant": name, "sim_target": round(float(np.mean(agg["sim"])), 3),
+               "sim_source": round(float(np.mean(agg["ssim"])), 3), "ident": round(float(np.mean(agg["id"])), 3),
+               "sim2_target": round(float(np.mean(agg["sim2"])), 3), "sim2_source": round(float(np.mean(agg["ssim2"])), 3),
+               "ident2": round(float(np.mean(agg["id2"])), 3), "wer_ratio": round(e_c / max(e_s, 1e-9), 3),
+               "wer2_conv": round(e2_c / n, 3) if asr2 else None, "wer2_src": round(e2_s / n, 3) if asr2 else None,
+               "wer2_ratio": round((e2_c / n) / max(e2_s / n, 0.02), 3) if asr2 else None,
+               "rtf_in_process": round(secs / dur, 3), "overrides": overrides}
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
