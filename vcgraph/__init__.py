@@ -1,8 +1,8 @@
-"""vcgraph: voice conversion as a declarative graph of plugin stages.
+"""vcgraph: declarative graphs of plugin stages, with a fallback-aware executor.
 
-The engine (this package) knows stages, graphs, plugins and execution; voice knowledge lives
-in plugins. ``VoiceConversionPipeline`` and ``PipelineConfig`` come from the built-in voice
-plugin and are imported on first use.
+The engine (this package) knows stages, graphs, plugins and execution, nothing else: stage
+types come from plugins (voice conversion from the ``vcgraph-voice`` distribution, whose
+``vcgraph_voice`` package holds the seed API ``VoiceConversionPipeline``).
 """
 from __future__ import annotations
 
@@ -23,19 +23,18 @@ try:
 except _metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+source"
 
-_VOICE_API = {"VoiceConversionPipeline", "PipelineConfig", "VoiceConversionError"}
+_MOVED_TO_VOICE = {"VoiceConversionPipeline", "PipelineConfig", "VoiceConversionError"}
 
 
 def __getattr__(name: str):
-    if name in _VOICE_API:
-        from vcgraph_voice import api
-        return getattr(api, name)
+    if name in _MOVED_TO_VOICE:  # a hint only: the engine never imports a plugin
+        raise AttributeError(f"vcgraph.{name} is part of the voice plugin: "
+                             f"`from vcgraph_voice import {name}` (pip install vcgraph-voice)")
     raise AttributeError(f"module 'vcgraph' has no attribute {name!r}")
-
 
 __all__ = [
     "ConfigError", "ConfigErrors", "CUDAKernelError", "Executor", "InputError", "Graph", "GraphSpec", "Pipeline",
     "PipelineError", "PluginError", "Port", "Registry", "RunContext", "RunResult", "Stage", "StageConfig",
     "StageError", "Stream", "TransientError", "UserError", "VCGraphError", "build_graph", "get_registry",
-    "hookimpl", "implementation", "load_graph_spec", "register_plugin", *sorted(_VOICE_API),
+    "hookimpl", "implementation", "load_graph_spec", "register_plugin",
 ]

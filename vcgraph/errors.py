@@ -50,6 +50,10 @@ class PluginError(UserError):
     """A plugin could not be loaded, or two plugins claim the same stage name."""
 
 
+class StageConflictError(PluginError, ConfigError):
+    """A graph uses a stage type name that two plugins register."""
+
+
 class StageError(VCGraphError):
     """A stage failed while running. ``node`` names the graph node, ``kind`` the implementation."""
 

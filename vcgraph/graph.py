@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from pydantic import ValidationError
 
 from .config import GraphSpec, NodeSpec
-from .errors import ConfigError, ConfigErrors
+from .errors import ConfigError, ConfigErrors, StageConflictError
 from .plugins import Registry, get_registry
 from .stage import Port, Stage, StageConfig, types_compatible
 
@@ -133,6 +133,7 @@ class _Collector:
 def build_graph(spec: GraphSpec, registry: Registry | None = None) -> Graph:
     """Resolve and validate ``spec``; raise :class:`ConfigErrors` listing every problem."""
     registry = registry or get_registry()
+    _refuse_conflicts(spec, registry)
     errs = _Collector(spec)
     settings = spec.settings
     nodes: dict[str, Node] = {}
@@ -210,6 +211,23 @@ def build_graph(spec: GraphSpec, registry: Registry | None = None) -> Graph:
     graph = Graph(spec, {n: nodes[n] for n in order}, outputs, fallback)
     graph.warnings = _unused(graph)
     return graph
+
+
+def _refuse_conflicts(spec: GraphSpec, registry: Registry) -> None:
+    """A graph that uses a stage name two plugins register cannot be built: say which."""
+    registry.stages  # collects the conflicts
+    nodes = dict(spec.nodes, **({"fallback": spec.fallback} if spec.fallback else {}))
+    users = [(name, n.stage) for name, n in nodes.items() if n.stage in registry.conflicts]
+    if users:
+        name, stage = users[0]
+        path = "fallback.stage" if name == "fallback" and spec.fallback is not None else f"nodes.{name}.stage"
+        try:
+            registry.stage(stage)
+        except StageConflictError as exc:
+            also = [n for n, s in users[1:]]
+            more = f" (also used by {', '.join(also)})" if also else ""
+            raise StageConflictError(exc.message + more, path=path, node=name,
+                                     source=spec.location(path)) from None
 
 
 def _build_node(name: str, nspec: NodeSpec, path: str, registry: Registry, settings, errs: _Collector) -> Node | None:
