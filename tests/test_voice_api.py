@@ -161,7 +161,7 @@ def test_bad_inputs_raise_voice_conversion_error(fast_pipeline, profile, source)
 def test_synthesis_failure_falls_back_to_simplified_and_is_reported(monkeypatch, profile, source):
     def broken(self, ctx, **kw):
         raise RuntimeError("injected CPU failure")
-    monkeypatch.setattr(KnnSynthesis, "run_cpu", broken)
+    monkeypatch.setattr(KnnSynthesis, "run_torch", broken)
     pipe = VoiceConversionPipeline(PipelineConfig())
     x, sr = source
     y = pipe.convert(x, profile, sample_rate=sr)
@@ -173,7 +173,7 @@ def test_synthesis_failure_falls_back_to_simplified_and_is_reported(monkeypatch,
 def test_total_failure_returns_the_normalised_input_when_configured(monkeypatch, profile, source):
     def broken(self, ctx, **kw):
         raise CUDAKernelError("injected kernel failure")
-    monkeypatch.setattr(FastSynthesis, "run_cpu", broken)
+    monkeypatch.setattr(FastSynthesis, "run_torch", broken)
     monkeypatch.setattr(FastSynthesis, "run_simplified", broken)
     x, sr = source
     pipe = VoiceConversionPipeline(PipelineConfig(preset="fast", sample_rate=sr))

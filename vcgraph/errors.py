@@ -80,6 +80,10 @@ class CUDAKernelError(StageError):
     """A CUDA implementation (kernel) failed; the executor falls back to the next kind."""
 
 
+class NodeTimeoutError(StageError):
+    """An implementation ran past its node's ``timeout_s``; the executor tries the next kind."""
+
+
 class TransientError(StageError):
     """A failure worth retrying with the same implementation (a busy device, a flaky resource)."""
 
