@@ -91,3 +91,23 @@ def test_voice_distribution_depends_on_the_engine_and_packages_every_subpackage(
              for p in VOICE.rglob("__init__.py") if "__pycache__" not in p.parts}
     assert found == set(tool["packages"]), "update packages in plugins/vcgraph_voice/pyproject.toml"
     assert {"configs/*.yaml", "data/*.wav", "models/*"} <= set(tool["package-data"]["vcgraph_voice"])
+
+
+def test_help_imports_no_heavy_module():
+    """`vcgraph --help` loads every plugin's commands, but neither numpy, pydantic, omegaconf nor
+    torch: plugins keep slow imports out of module level (see the plugin guide)."""
+    code = textwrap.dedent("""\
+        import sys
+        from vcgraph.cli import main
+        try:
+            main(["--help"])
+        except SystemExit:
+            pass
+        heavy = {"numpy", "pydantic", "omegaconf", "torch", "torchaudio", "scipy", "yaml"}
+        print("HEAVY", sorted({m.split(".")[0] for m in sys.modules} & heavy))
+        """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env=subprocess_env())
+    assert proc.returncode == 0, proc.stderr
+    assert "enroll" in proc.stdout and "convert" in proc.stdout  # the voice plugin's commands are there
+    assert proc.stdout.strip().splitlines()[-1] == "HEAVY []"

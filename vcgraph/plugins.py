@@ -20,13 +20,15 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pluggy
 
 from . import hookspecs
 from .errors import ConfigError, PluginError, StageConflictError
-from .stage import Stage
+
+if TYPE_CHECKING:  # imported when stages are collected: `vcgraph --help` does not need pydantic
+    from .stage import Stage
 
 ENTRY_POINT_GROUP = "vcgraph"
 BUILTIN = "vcgraph"  # the engine's own plugin (value types, model stages)
@@ -174,6 +176,7 @@ class Registry:
             return self._stages
 
     def _collect_stages(self) -> dict[str, tuple[type[Stage], str]]:
+        from .stage import Stage
         for info in self.info.values():
             info.stages, info.conflicts = [], {}
         claims: dict[str, list[tuple[type[Stage], str]]] = {}
