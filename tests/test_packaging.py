@@ -79,7 +79,8 @@ def test_engine_distribution_declares_no_voice_dependency():
     names = {d.split(">")[0].split("=")[0].split("<")[0].strip().lower() for d in project["dependencies"]}
     assert names.isdisjoint({"torch", "torchaudio", "resemblyzer", "pyworld", "pocketsphinx", "librosa",
                              "setuptools"}), names
-    assert "vcgraph" not in project.get("entry-points", {})  # the engine registers no plugin
+    # the engine's only plugin is its model stages
+    assert project["entry-points"]["vcgraph"] == {"models": "vcgraph.models"}
 
 
 def test_voice_distribution_depends_on_the_engine_and_packages_every_subpackage():

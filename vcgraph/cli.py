@@ -176,6 +176,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from .stage import Stage
     reg = get_registry()
     cls = reg.stage(args.stage)
     if args.json:
@@ -192,6 +193,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(f"      {field.description}")
     for title, ports in (("inputs", cls.inputs), ("outputs", cls.outputs)):
         print(f"\n{title}:")
+        if not ports and cls.ports is not Stage.ports:
+            print(f"  declared in the config (`{title}`) of each node")
         for name, port in ports.items():
             opt = ", optional" if port.optional else ""
             print(f"  {name} ({port.type}{opt}){': ' + port.description if port.description else ''}")

@@ -132,7 +132,7 @@ class Executor:
                     left = remaining[ref] = remaining[ref] - 1
                     if left == 0:
                         values.pop(ref, None)
-                for port, spec in node.stage_cls.inputs.items():
+                for port, spec in node.input_ports.items():
                     if port not in args:
                         args[port] = None
                 outs = self._run_node(node, args, state, report, observed)
@@ -276,7 +276,7 @@ def _check_outputs(node: Node, kind: str, outs: Any) -> None:
     if not isinstance(outs, dict):
         raise StageError(f"implementation returned {type(outs).__name__}, not a dict of outputs",
                          node=node.name, kind=kind)
-    missing = [p for p in node.stage_cls.outputs if p not in outs]
+    missing = [p for p in node.output_ports if p not in outs]
     if missing:
         raise StageError(f"implementation did not produce output(s) {', '.join(missing)}",
                          node=node.name, kind=kind)

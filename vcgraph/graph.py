@@ -49,6 +49,8 @@ class Node:
     kinds: tuple[str, ...]  # implementation kinds to try, in order
     plugin: str = ""
     timeout_s: float | None = None  # seconds one implementation may run (None: no limit)
+    input_ports: dict[str, Port] = field(default_factory=dict)  # the stage's, for this config
+    output_ports: dict[str, Port] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,7 +121,7 @@ class Graph:
                 ref = parse_ref(text)
                 if ref.node != GRAPH_INPUTS and ref.node not in keep:
                     cut = f"{ref.node}__{ref.port}"
-                    inputs[cut] = InputSpec(type=self.nodes[ref.node].stage_cls.outputs[ref.port].type,
+                    inputs[cut] = InputSpec(type=self.nodes[ref.node].output_ports[ref.port].type,
                                             description=f"the value of {text}")
                     text = f"inputs.{cut}"
                 wiring[port] = text
@@ -203,7 +205,7 @@ def build_graph(spec: GraphSpec, registry: Registry | None = None) -> Graph:
             inp = spec.inputs.get(ref.port)
             return Port(inp.type, optional=inp.optional) if inp else None
         node = nodes.get(ref.node)
-        return node.stage_cls.outputs.get(ref.port) if node else None
+        return node.output_ports.get(ref.port) if node else None
 
     def check_ref(text: str, path: str, node_name: str | None, expected: Port | None,
                   inputs_only: bool = False) -> Ref | None:
@@ -225,8 +227,8 @@ def build_graph(spec: GraphSpec, registry: Registry | None = None) -> Graph:
             return None
         elif ref.node not in nodes:
             return None  # that node already has an error
-        elif ref.port not in nodes[ref.node].stage_cls.outputs:
-            ports = ", ".join(nodes[ref.node].stage_cls.outputs) or "none"
+        elif ref.port not in nodes[ref.node].output_ports:
+            ports = ", ".join(nodes[ref.node].output_ports) or "none"
             errs.add(f"node '{ref.node}' has no output '{ref.port}' (outputs: {ports})", path, node_name)
             return None
         produced = output_port(ref)
@@ -251,7 +253,7 @@ def build_graph(spec: GraphSpec, registry: Registry | None = None) -> Graph:
         if fallback is not None:
             _wire(fallback, spec.fallback.inputs, "fallback.inputs", errs,
                   lambda *a: check_ref(*a, inputs_only=True))
-            missing = [o for o in spec.outputs if o not in fallback.stage_cls.outputs]
+            missing = [o for o in spec.outputs if o not in fallback.output_ports]
             if missing:
                 errs.add(f"the fallback stage '{fallback.stage_cls.name}' has no output for graph "
                          f"output(s) {', '.join(missing)}", "fallback.stage", "fallback")
@@ -295,6 +297,11 @@ def _build_node(name: str, nspec: NodeSpec, path: str, registry: Registry, setti
             key = ".".join(str(p) for p in err["loc"])
             errs.add(_config_message(err, stage_cls), f"{path}.config.{key}" if key else f"{path}.config", name)
         return None
+    problems = stage_cls.check(config)
+    for key, message in problems:
+        errs.add(message, f"{path}.config.{key}" if key else f"{path}.config", name)
+    if problems:
+        return None
     offered = stage_cls.implementations()
     if nspec.implementations is not None:
         for i, kind in enumerate(nspec.implementations):
@@ -310,11 +317,13 @@ def _build_node(name: str, nspec: NodeSpec, path: str, registry: Registry, setti
                  f"(it has: {', '.join(offered)}); set this node's `implementations`", path, name)
         return None
     timeout = nspec.timeout_s if nspec.timeout_s is not None else settings.timeout_s
-    return Node(name, stage_cls, config, {}, kinds, registry.plugin_of(stage_cls.name), timeout)
+    in_ports, out_ports = stage_cls.ports(config)
+    return Node(name, stage_cls, config, {}, kinds, registry.plugin_of(stage_cls.name), timeout,
+                dict(in_ports), dict(out_ports))
 
 
 def _wire(node: Node, wiring: dict[str, str], path: str, errs: _Collector, check_ref) -> None:
-    ports = node.stage_cls.inputs
+    ports = node.input_ports
     for port, text in wiring.items():
         if port not in ports:
             errs.add(f"stage '{node.stage_cls.name}' has no input '{port}' (inputs: {', '.join(ports) or 'none'})",

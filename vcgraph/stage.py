@@ -157,6 +157,18 @@ class Stage:
                 return "CUDA is not available on this machine"
         return None
 
+    @classmethod
+    def ports(cls, config: StageConfig) -> tuple[dict[str, Port], dict[str, Port]]:
+        """The (inputs, outputs) of a node with ``config``: the class's ports, unless a stage
+        type declares them in its config (a model stage: the model's tensors)."""
+        return cls.inputs, cls.outputs
+
+    @classmethod
+    def check(cls, config: StageConfig) -> list[tuple[str, str]]:
+        """Checks before any run that need more than the config's fields (a file's contents):
+        ``(config key, message)`` for each problem, reported like config errors."""
+        return []
+
     # -- lifecycle -------------------------------------------------------------------------
     def setup(self, kind: str, device: str) -> None:
         """Load models or precompute tables for ``kind`` (called once, before its first run)."""
