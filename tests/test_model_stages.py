@@ -167,7 +167,8 @@ def test_torchscript_model_runs(tmp_path):
     res = Pipeline.from_yaml(spec, registry=registry()).run({"a": np.ones(3), "b": np.arange(3.0)})
     np.testing.assert_allclose(res["mixed"], 2 + np.arange(3.0))
     assert float(res["dot"]) == pytest.approx(3.0)
-    assert res.report.nodes["m"].implementation == "cpu"
+    from vcgraph.devices import cuda_available
+    assert res.report.nodes["m"].implementation == ("cuda" if cuda_available() else "cpu")
 
 
 @needs_torch

@@ -89,7 +89,7 @@ def test_voice_distribution_depends_on_the_engine_and_packages_every_subpackage(
     assert project["entry-points"]["vcgraph"] == {"voice": "vcgraph_voice"}
     assert any(d.startswith("vcgraph>") or d == "vcgraph" for d in project["dependencies"])
     found = {"vcgraph_voice." + ".".join(p.parent.relative_to(VOICE).parts) if p.parent != VOICE else "vcgraph_voice"
-             for p in VOICE.rglob("__init__.py") if "__pycache__" not in p.parts}
+             for p in VOICE.rglob("__init__.py") if not {"__pycache__", "build"} & set(p.relative_to(VOICE).parts)}
     assert found == set(tool["packages"]), "update packages in plugins/vcgraph_voice/pyproject.toml"
     assert {"configs/*.yaml", "data/*.wav", "models/*"} <= set(tool["package-data"]["vcgraph_voice"])
 
@@ -112,3 +112,12 @@ def test_help_imports_no_heavy_module():
     assert proc.returncode == 0, proc.stderr
     assert "enroll" in proc.stdout and "convert" in proc.stdout  # the voice plugin's commands are there
     assert proc.stdout.strip().splitlines()[-1] == "HEAVY []"
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("pip install 'torch")]
+    install_and_run, test = commands[0], commands[1]
+    assert "-e . -e plugins/vcgraph_voice &&" in install_and_run  # engine and voice plugin, one line
+    assert test.endswith("&& python -m pytest") and "plugins/vcgraph_voice[eval]" in test
+    assert test in (ROOT / ".ci" / "run").read_text().splitlines()
