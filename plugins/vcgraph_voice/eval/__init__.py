@@ -8,7 +8,7 @@
 - :mod:`.report`: :func:`write_report`, a self-contained HTML folder with audio and plots;
 - :mod:`.cli`: the ``vcgraph eval`` subcommand.
 
-The scoring packages are the optional extra ``pip install 'vcgraph[eval]'``; they are imported
+The scoring packages are the optional extra ``pip install 'vcgraph-voice[eval]'``; they are imported
 only when a scorer is built, so importing this package needs none of them.
 """
 from __future__ import annotations
