@@ -3,6 +3,7 @@ before the run, with cuda/cpu implementations from the runtime."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,14 +26,15 @@ def registry():
 
 
 # -- tiny models, built here -----------------------------------------------------------------------
-def onnx_affine(path, in_shape=(1, "n"), scale=2.0, bias=0.5):
-    """y = x * scale + bias, input 'x' and output 'y' (float32)."""
+def onnx_affine(path, in_shape=(1, "n"), scale=2.0, bias=0.5, names=("x", "y")):
+    """y = x * scale + bias, input 'x' and output 'y' (or ``names``), float32."""
+    x, y = names
     onnx = pytest.importorskip("onnx", reason="building the test model needs the onnx package (the test extra)")
     from onnx import TensorProto, helper
     graph = helper.make_graph(
-        [helper.make_node("Mul", ["x", "scale"], ["xs"]), helper.make_node("Add", ["xs", "bias"], ["y"])], "affine",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(in_shape))],
+        [helper.make_node("Mul", [x, "scale"], ["xs"]), helper.make_node("Add", ["xs", "bias"], [y])], "affine",
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, list(in_shape))],
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, list(in_shape))],
         [helper.make_tensor("scale", TensorProto.FLOAT, [], [scale]), helper.make_tensor("bias", TensorProto.FLOAT, [], [bias])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -216,3 +218,21 @@ def test_vcgraph_run_and_inspect_with_a_model(tmp_path, monkeypatch, capsys):
         assert "path" in out and "providers" in out and "declared in the config" in out
     finally:
         vcgraph.plugins.reset_registry()
+
+
+def test_the_readme_example_graph_runs(tmp_path, monkeypatch):
+    """The README's onnx-model graph, with a model of the tensors it names."""
+    import re
+    import yaml
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "stage: onnx-model" in b)
+    spec = yaml.safe_load(block)
+    model = spec["nodes"]["enhance"]["config"]
+    (tmp_path / "models").mkdir()
+    onnx_affine(tmp_path / model["path"], scale=0.5, bias=0.0, names=("audio", "output"))
+    monkeypatch.chdir(tmp_path)
+    pipe = Pipeline.from_yaml(spec, registry=registry())
+    samples = np.linspace(-1, 1, 800, dtype=np.float32)
+    out = pipe.run({"audio": Audio(samples, 8000)})["audio"]
+    assert out.sample_rate == 8000
+    np.testing.assert_allclose(out.samples, samples * 0.5)
