@@ -187,6 +187,8 @@ class Executor:
                   observed: frozenset[str] = frozenset()) -> dict:
         rep = NodeReport(node.name, node.stage_cls.name, skipped=dict(self._plans[node.name][1]))
         report.nodes[node.name] = rep
+        if not observed:  # the common case: no observer plugin
+            return self._try_kinds(node, args, state, rep)
         self._notify(observed, "before_node_run", node=node, inputs=args)
         try:
             outs = self._try_kinds(node, args, state, rep)
