@@ -28,6 +28,9 @@ SETUPS: dict[tuple[str, str], int] = {}
 SETUP_LOCK = threading.Lock()
 #: weak references to the Box objects made by the `boxer` stage
 BOXES: list[weakref.ref] = []
+#: a Flaky kind listed in `hang` blocks until HANG_RELEASE is set, then sets HANG_DONE
+HANG_RELEASE = threading.Event()
+HANG_DONE = threading.Event()
 
 _ERRORS = {
     "runtime": lambda msg: RuntimeError(msg),
@@ -59,6 +62,8 @@ class Flaky(Stage):
         transient_failures: int = Field(0, ge=0, description="transient failures per run before success")
         sleep: float = Field(0.0, ge=0, description="seconds to sleep per call")
         record: bool = Field(True, description="append successful calls to CALLS")
+        hang: list[str] = Field(default_factory=list, description="kinds that write to ctx.state, then block "
+                                "until HANG_RELEASE is set and return x * 1000")
 
     inputs = {"x": Port("array")}
     outputs = {"x": Port("array")}
@@ -71,6 +76,12 @@ class Flaky(Stage):
         cfg = self.config
         if cfg.sleep:
             time.sleep(cfg.sleep)
+        if ctx.kind in cfg.hang:
+            ctx.state["written_by"] = ctx.kind
+            HANG_RELEASE.wait(60)
+            ctx.state["finished_by"] = ctx.kind
+            HANG_DONE.set()
+            return {"x": np.asarray(x) * 1000}
         if ctx.kind in cfg.transient_kinds:
             seen = ctx.state.get("transient", 0)
             if seen < cfg.transient_failures:
@@ -82,12 +93,8 @@ class Flaky(Stage):
             CALLS.append((ctx.node, ctx.kind, ctx.device))
         return {"x": np.asarray(x) * cfg.factor + offset}
 
-    @implementation("cuda")
-    def run_cuda(self, ctx, x):
-        return self._go(ctx, x)
-
-    @implementation("cpu")
-    def run_cpu(self, ctx, x):
+    @implementation("cuda", "cpu")
+    def run(self, ctx, x):
         return self._go(ctx, x)
 
     @implementation("simplified")

@@ -133,14 +133,14 @@ def test_missing_dependency_says_how_to_install(monkeypatch, module, build):
     with pytest.raises(M.MissingDependencyError) as info:
         build()
     msg = str(info.value)
-    assert "pip install 'vcgraph[eval]'" in msg and module in msg
+    assert "pip install 'vcgraph-voice[eval]'" in msg and module in msg
 
 
 def test_missing_matplotlib_in_report(monkeypatch, tmp_path):
     from vcgraph_voice.eval.report import write_report
     from vcgraph_voice.eval.runner import EvalResult
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(M.MissingDependencyError, match=r"pip install 'vcgraph\[eval\]'"):
+    with pytest.raises(M.MissingDependencyError, match=r"pip install 'vcgraph-voice\[eval\]'"):
         write_report(EvalResult([], {"items": 0, "failed": 0}), str(tmp_path / "r"))
 
 
@@ -334,7 +334,7 @@ def test_help_teaches_both_input_styles(capsys):
         _parser().parse_args(["eval", "--help"])
     out = capsys.readouterr().out
     for needle in ("--manifest", "--source", "--dataset", "source,target,text,parallel_target", '"voice"',
-                   "pip install 'vcgraph[eval]'"):
+                   "pip install 'vcgraph-voice[eval]'"):
         assert needle in out
 
 

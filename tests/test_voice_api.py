@@ -6,7 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from vcgraph import CUDAKernelError, PipelineConfig, VoiceConversionError, VoiceConversionPipeline
+from vcgraph import CUDAKernelError
+from vcgraph_voice import PipelineConfig, VoiceConversionError, VoiceConversionPipeline
 from vcgraph_voice.enroll import enroll_files
 from vcgraph_voice.stages.fast_torch import FastSynthesis
 from vcgraph_voice.stages.world_knn import KnnSynthesis
@@ -42,6 +43,25 @@ def test_config_has_the_seed_fields_and_defaults():
     assert (c.f0_min, c.f0_max, c.chunk_size, c.batch_size) == (80.0, 800.0, 8192, 4)
     assert (c.use_cuda, c.max_retries, c.fallback_on_error) == (True, 3, True)
     assert c.preset == "quality"
+
+
+def _applied(pipe: VoiceConversionPipeline) -> tuple:
+    graph, ex = pipe.pipeline.graph, pipe.pipeline.executor
+    feat = graph.nodes["feature_extraction"].config
+    return (graph.nodes["preprocessing"].config.sample_rate, graph.nodes["postprocessing"].config.sample_rate,
+            graph.fallback.config.sample_rate, feat.n_fft, feat.hop_length, feat.n_mels, feat.f0_min, feat.f0_max,
+            ex.use_cuda, ex.max_retries, ex.fallback_on_error)
+
+
+@pytest.mark.parametrize("preset", ["quality", "fast"])
+def test_config_fields_reach_the_graph(preset):
+    """The seed defaults are what the preset graphs run with, and every field changes them."""
+    assert _applied(VoiceConversionPipeline(PipelineConfig(preset=preset))) == (
+        22050, 22050, 22050, 2048, 512, 80, 80.0, 800.0, True, 3, True)
+    custom = PipelineConfig(preset=preset, sample_rate=16000, n_fft=1024, hop_length=256, n_mels=64, f0_min=60.0,
+                            f0_max=500.0, use_cuda=False, max_retries=1, fallback_on_error=False)
+    assert _applied(VoiceConversionPipeline(custom)) == (
+        16000, 16000, 16000, 1024, 256, 64, 60.0, 500.0, False, 1, False)
 
 
 @pytest.mark.parametrize("preset", ["fast", "quality"])
@@ -141,7 +161,7 @@ def test_bad_inputs_raise_voice_conversion_error(fast_pipeline, profile, source)
 def test_synthesis_failure_falls_back_to_simplified_and_is_reported(monkeypatch, profile, source):
     def broken(self, ctx, **kw):
         raise RuntimeError("injected CPU failure")
-    monkeypatch.setattr(KnnSynthesis, "run_cpu", broken)
+    monkeypatch.setattr(KnnSynthesis, "run_torch", broken)
     pipe = VoiceConversionPipeline(PipelineConfig())
     x, sr = source
     y = pipe.convert(x, profile, sample_rate=sr)
@@ -153,7 +173,7 @@ def test_synthesis_failure_falls_back_to_simplified_and_is_reported(monkeypatch,
 def test_total_failure_returns_the_normalised_input_when_configured(monkeypatch, profile, source):
     def broken(self, ctx, **kw):
         raise CUDAKernelError("injected kernel failure")
-    monkeypatch.setattr(FastSynthesis, "run_cpu", broken)
+    monkeypatch.setattr(FastSynthesis, "run_torch", broken)
     monkeypatch.setattr(FastSynthesis, "run_simplified", broken)
     x, sr = source
     pipe = VoiceConversionPipeline(PipelineConfig(preset="fast", sample_rate=sr))

@@ -22,7 +22,7 @@ def pre(**cfg) -> Preprocess:
 
 def test_preprocess_resamples_and_normalises_real_speech():
     x, sr = voice_data.source()
-    out = pre(sample_rate=22050).run_cpu(CTX, Audio(x + 0.1, sr))["audio"]
+    out = pre(sample_rate=22050).run_torch(CTX, Audio(x + 0.1, sr))["audio"]
     y = out.samples.numpy()
     assert out.sample_rate == 22050 and out.source_rate == sr and out.source_length == len(x)
     assert abs(len(y) - len(x) * 22050 / sr) <= 1
@@ -41,14 +41,14 @@ def test_preprocess_mixes_stereo(layout):
     stereo = np.stack([x, -0.5 * x], axis=1)  # mean = 0.25 x
     if layout == "channels_first":
         stereo = stereo.T
-    out = pre(sample_rate=sr, peak=1.0, remove_dc=False).run_cpu(CTX, Audio(stereo, sr))["audio"].samples.numpy()
+    out = pre(sample_rate=sr, peak=1.0, remove_dc=False).run_torch(CTX, Audio(stereo, sr))["audio"].samples.numpy()
     expected = 0.25 * x / np.abs(0.25 * x).max()
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
 def test_simplified_preprocess_matches_cpu_roughly():
     x, sr = voice_data.source()
-    a = pre(sample_rate=22050).run_cpu(CTX, Audio(x, sr))["audio"].samples.numpy()
+    a = pre(sample_rate=22050).run_torch(CTX, Audio(x, sr))["audio"].samples.numpy()
     b = pre(sample_rate=22050).run_simplified(CTX, Audio(x, sr))["audio"].samples.numpy()
     n = min(len(a), len(b))
     assert np.corrcoef(a[:n], b[:n])[0, 1] > 0.95
@@ -66,35 +66,35 @@ def test_simplified_preprocess_matches_cpu_roughly():
     (np.array(["a"] * 16000), 16000, "numeric"),
 ])
 def test_preprocess_rejects_bad_input(audio, sr, message):
-    for run in (pre().run_cpu, pre().run_simplified):
+    for run in (pre().run_torch, pre().run_simplified):
         with pytest.raises(VoiceConversionError, match=message):
             run(CTX, Audio(audio, sr))
 
 
 def test_postprocess_keeps_duration_rate_and_range():
     x, sr = voice_data.source()
-    w = pre(sample_rate=22050).run_cpu(CTX, Audio(x, sr))["audio"]
+    w = pre(sample_rate=22050).run_torch(CTX, Audio(x, sr))["audio"]
     loud = w.with_samples(w.samples * 40.0)  # far out of range
-    for run in (Postprocess(Postprocess.Config()).run_cpu, Postprocess(Postprocess.Config()).run_simplified):
+    for run in (Postprocess(Postprocess.Config()).run_torch, Postprocess(Postprocess.Config()).run_simplified):
         out = run(CTX, loud)["audio"]
         assert isinstance(out, Audio) and out.sample_rate == sr and len(out.samples) == len(x)
         assert np.isfinite(out.samples).all() and np.abs(out.samples).max() <= 0.99 + 1e-6
-    out = Postprocess(Postprocess.Config(sample_rate=44100)).run_cpu(CTX, w)["audio"]
+    out = Postprocess(Postprocess.Config(sample_rate=44100)).run_torch(CTX, w)["audio"]
     assert out.sample_rate == 44100 and len(out.samples) == round(len(x) * 44100 / sr)
 
 
 def test_postprocess_normalises_loudness_and_removes_nan():
     x, sr = voice_data.source()
-    w = pre(sample_rate=sr).run_cpu(CTX, Audio(x, sr))["audio"]
+    w = pre(sample_rate=sr).run_torch(CTX, Audio(x, sr))["audio"]
     quiet = w.with_samples(w.samples * 0.01)
-    y = Postprocess(Postprocess.Config(loudness_dbfs=-20)).run_cpu(CTX, quiet)["audio"].samples
+    y = Postprocess(Postprocess.Config(loudness_dbfs=-20)).run_torch(CTX, quiet)["audio"].samples
     frames = y[: len(y) // 512 * 512].reshape(-1, 512)
     rms = np.sqrt((frames ** 2).mean(1))
     active = rms[rms > rms.max() * 0.01]
     assert 20 * np.log10(np.sqrt((active ** 2).mean())) == pytest.approx(-20, abs=1.5)
     bad = w.samples.clone()
     bad[100:200] = float("nan")
-    y = Postprocess(Postprocess.Config()).run_cpu(CTX, w.with_samples(bad))["audio"].samples
+    y = Postprocess(Postprocess.Config()).run_torch(CTX, w.with_samples(bad))["audio"].samples
     assert np.isfinite(y).all()
 
 
@@ -103,7 +103,7 @@ def test_speaker_encoder_accepts_embedding_shapes(shape):
     rng = np.random.default_rng(1)
     e = rng.standard_normal(256).astype(np.float32) * 3
     value = e.tolist() if shape == "list" else e.reshape(shape)
-    out = SpeakerEncoder(SpeakerEncoder.Config()).run_cpu(CTX, value)["speaker"]
+    out = SpeakerEncoder(SpeakerEncoder.Config()).run_torch(CTX, value)["speaker"]
     assert out.embedding.shape == (256,) and out.embedding_only
     assert float(out.embedding.norm()) == pytest.approx(1.0, abs=1e-5)
     np.testing.assert_allclose(out.embedding.numpy(), e / np.linalg.norm(e), rtol=1e-5)
@@ -114,12 +114,12 @@ def test_speaker_encoder_accepts_embedding_shapes(shape):
                                           ("missing.npy", "not found"), (None, "no target")])
 def test_speaker_encoder_rejects_bad_embeddings(bad, message):
     with pytest.raises(VoiceConversionError, match=message):
-        SpeakerEncoder(SpeakerEncoder.Config()).run_cpu(CTX, bad)
+        SpeakerEncoder(SpeakerEncoder.Config()).run_torch(CTX, bad)
 
 
 def test_speaker_encoder_can_require_a_profile():
     with pytest.raises(VoiceConversionError, match="profile"):
-        SpeakerEncoder(SpeakerEncoder.Config(require_profile=True)).run_cpu(CTX, np.ones(256))
+        SpeakerEncoder(SpeakerEncoder.Config(require_profile=True)).run_torch(CTX, np.ones(256))
 
 
 def test_safe_output_is_the_normalised_input():

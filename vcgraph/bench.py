@@ -3,8 +3,10 @@
 For each kind (``cpu``, ``simplified``, ``cuda`` where present) a fresh pipeline runs with
 every node that offers the kind forced onto it; audio inputs are tiled or cut to each
 duration. The first call (cold: models loaded, caches empty) and the median of the warm
-calls are reported, with peak memory and a baseline (resample + STFT + mel + inverse STFT
-on the same audio) timed in the same run, so figures read as ratios on a noisy machine.
+calls are reported, with peak memory and a baseline timed on the same audio in the same
+run, so figures read as ratios on a noisy machine. Baselines come from plugins (the
+``register_bench_baselines`` hook: the voice plugin's is resample + STFT + mel + inverse
+STFT); by default the first node's plugin that offers one is used.
 """
 from __future__ import annotations
 
@@ -12,13 +14,14 @@ import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from .audio import Audio
 from .devices import cuda_available
 from .pipeline import Pipeline
+from .plugins import Registry, get_registry
 
 
 @dataclass
@@ -31,7 +34,8 @@ class BenchRow:
     warm_s: float
     rtf_first: float
     rtf_warm: float
-    baseline_s: float
+    baseline_s: float | None
+    baseline: str | None = None
     nodes_warm_s: dict[str, float] = field(default_factory=dict)
     implementations: dict[str, str] = field(default_factory=dict)
     peak_rss_mb: float | None = None
@@ -67,25 +71,31 @@ def _reset_peak_rss() -> None:
         pass
 
 
-def baseline_seconds(audio: Audio, rate: int = 22050, repeat: int = 3) -> float:
-    """Median time of a plain resample + STFT + 80-band mel + inverse STFT on ``audio``."""
-    import torch
-    import torchaudio
-    x = np.asarray(audio.samples, dtype=np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=1)
-    t = torch.from_numpy(x)
-    window = torch.hann_window(1024)
-    mel = torchaudio.transforms.MelSpectrogram(rate, n_fft=1024, hop_length=256, n_mels=80)
+def baseline_seconds(audio: Audio, run: Callable[[Audio], Any], repeat: int = 3) -> float:
+    """Median time of ``run(audio)`` over ``repeat`` calls, after one warm-up call."""
     times = []
     for _ in range(repeat + 1):
         t0 = time.perf_counter()
-        y = torchaudio.functional.resample(t, audio.sample_rate, rate)
-        spec = torch.stft(y, 1024, 256, window=window, return_complex=True)
-        mel.mel_scale(spec.abs() ** 2)
-        torch.istft(spec, 1024, 256, window=window, length=y.shape[-1])
+        run(audio)
         times.append(time.perf_counter() - t0)
     return statistics.median(times[1:])
+
+
+def choose_baseline(pipe: Pipeline, name: str | None, registry: Registry | None = None):
+    """``(name, run)`` of the baseline to time: ``name``, ``"none"``, or (``None``) the first
+    one offered by a plugin of the graph's nodes, in run order; ``(None, None)`` if none is."""
+    baselines = (registry or get_registry()).bench_baselines()
+    if name == "none":
+        return None, None
+    if name is not None:
+        if name not in baselines:
+            raise ValueError(f"no bench baseline '{name}' (baselines: {', '.join(sorted(baselines)) or 'none'})")
+        return name, baselines[name][0]
+    for node in pipe.graph.nodes.values():
+        for base, (run, plugin) in baselines.items():
+            if plugin == node.plugin:
+                return base, run
+    return None, None
 
 
 def default_kinds() -> list[str]:
@@ -94,12 +104,16 @@ def default_kinds() -> list[str]:
 
 def bench_graph(config: str | os.PathLike | dict, inputs: dict[str, Any], durations=(1.0, 5.0, 30.0),
                 kinds: list[str] | None = None, repeat: int = 3, overrides: list[str] | None = None,
-                progress=None) -> list[BenchRow]:
-    """Time ``config`` on ``inputs`` for each kind and duration (see the module docstring)."""
+                progress=None, baseline: str | None = None) -> list[BenchRow]:
+    """Time ``config`` on ``inputs`` for each kind and duration (see the module docstring).
+
+    ``baseline`` names the baseline workload (``"none"`` for none; default: see
+    :func:`choose_baseline`)."""
     kinds = kinds or default_kinds()
     audio_names = [k for k, v in inputs.items() if isinstance(v, Audio)]
     if not audio_names:
         raise ValueError("benchmarking needs at least one audio input")
+    base_name, base_run = choose_baseline(Pipeline.from_yaml(config, overrides), baseline)
     rows: list[BenchRow] = []
     steps, done = len(kinds) * len(durations), 0
     for kind in kinds:
@@ -116,8 +130,8 @@ def bench_graph(config: str | os.PathLike | dict, inputs: dict[str, Any], durati
             run_inputs = dict(inputs)
             for name in audio_names:
                 run_inputs[name] = fit_audio(inputs[name], seconds)
-            base = baseline_seconds(run_inputs[audio_names[0]])
-            row = BenchRow(kind, seconds, 0.0, 0.0, 0.0, 0.0, base)
+            base = baseline_seconds(run_inputs[audio_names[0]], base_run) if base_run else None
+            row = BenchRow(kind, seconds, 0.0, 0.0, 0.0, 0.0, base, base_name)
             try:
                 _reset_peak_rss()
                 if kind == "cuda":
@@ -162,11 +176,14 @@ def format_rows(rows: list[BenchRow]) -> str:
         if r.error:
             lines.append(f"{r.kind:<11}{r.seconds_audio:>8g}  error: {r.error}")
             continue
-        ratio = r.warm_s / r.baseline_s if r.baseline_s else float("nan")
+        ratio = f"{r.warm_s / r.baseline_s:>11.1f}" if r.baseline_s else f"{'-':>11}"
+        base = f"{r.baseline_s:>11.4f}" if r.baseline_s is not None else f"{'-':>11}"
         cuda = f"{r.cuda_peak_mb:>9.0f}" if r.cuda_peak_mb is not None else f"{'-':>9}"
         rss = f"{r.peak_rss_mb:>12.0f}" if r.peak_rss_mb is not None else f"{'-':>12}"
         lines.append(f"{r.kind:<11}{r.seconds_audio:>8g}{r.first_s:>9.3f}{r.warm_s:>9.3f}{r.rtf_warm:>10.4f}"
-                     f"{r.baseline_s:>11.4f}{ratio:>11.1f}{rss}{cuda}")
+                     f"{base}{ratio}{rss}{cuda}")
+    names = sorted({r.baseline for r in rows if r.baseline})
+    lines.append(f"baseline: {', '.join(names)}" if names else "baseline: none (no plugin of this graph offers one)")
     lines.append("")
     lines.append("per node, warm median ms (implementation@device):")
     for r in rows:

@@ -11,8 +11,9 @@ examples:
   vcgraph bench configs/quality.yaml -i audio=in.wav -i target=voice.vcp --durations 1,5 --kinds cpu --json
 
 Audio inputs are repeated or cut to each duration. RTF = processing seconds / audio seconds
-(below 1 is faster than real time). 'x baseline' compares with a plain resample + STFT + mel +
-inverse STFT of the same audio timed in the same run.
+(below 1 is faster than real time). 'x baseline' compares with a plain reference workload on
+the same audio, timed in the same run, that a plugin of the graph offers (the voice plugin's
+`stft-mel`: resample + STFT + mel + inverse STFT); --baseline picks another, or none.
 """
 
 
@@ -27,6 +28,8 @@ def add_bench_command(sub) -> None:
     p.add_argument("--kinds", help="implementation kinds to time (default: cuda if present, cpu, simplified)")
     p.add_argument("--repeat", type=int, default=3, help="warm runs per measurement (median)")
     p.add_argument("--overhead-runs", type=int, default=500, help="runs of the trivial engine-overhead graph")
+    p.add_argument("--baseline", metavar="NAME", help="baseline workload to compare with ('none' for none; "
+                   "default: one from a plugin of the graph)")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_bench)
 
@@ -39,7 +42,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows = []
     if args.config:
         from .bench import bench_graph, format_rows, rows_to_dicts
-        from .cli import load_pipeline, parse_inputs
+        from .cli_helpers import load_pipeline, parse_inputs
         from .progress import ProgressBar
         spec_inputs = load_pipeline(args.config, args.overrides).graph.spec.inputs
         inputs = parse_inputs(spec_inputs, args.input)
@@ -50,7 +53,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else None
         bar = None if args.json else ProgressBar("bench")
         try:
-            rows = bench_graph(args.config, inputs, durations, kinds, args.repeat, args.overrides, progress=bar)
+            rows = bench_graph(args.config, inputs, durations, kinds, args.repeat, args.overrides, progress=bar,
+                               baseline=args.baseline)
         except ValueError as exc:
             raise UserError(str(exc)) from None
         if bar:

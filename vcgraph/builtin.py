@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-
-from .audio import read_audio
 from .hookspecs import hookimpl
 
 
-def _load_array(text: str) -> np.ndarray:
+def _read_audio(text: str):
+    from .audio import read_audio
+    return read_audio(text)
+
+
+def _load_array(text: str):
+    import numpy as np
     if text.endswith(".npy"):
         return np.load(text, allow_pickle=False)
     return np.asarray(json.loads(text), dtype=np.float64)
@@ -17,7 +20,7 @@ def _load_array(text: str) -> np.ndarray:
 
 @hookimpl
 def register_value_types(register):
-    register("audio", read_audio)
+    register("audio", _read_audio)
     register("array", _load_array)
     register("int", int)
     register("float", float)

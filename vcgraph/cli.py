@@ -9,17 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-from typing import Any, Sequence
-
-import numpy as np
+from typing import Sequence
 
 from . import __version__
-from .audio import Audio, write_audio
+from .cli_helpers import (load_pipeline, parse_inputs, print_run_warnings, run_with_feedback,  # noqa: F401
+                          save_value, write_outputs)
 from .errors import ConfigErrors, UserError, VCGraphError
-from .plugins import get_registry
-from .progress import ProgressBar
+from .plugins import autoload_note, get_registry
 
 EXAMPLES = """\
 examples:
@@ -33,11 +30,12 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="vcgraph", description="Run voice-conversion graphs of plugin stages.",
+        prog="vcgraph", description="Run graphs of plugin stages, declared in YAML and validated before they run.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vcgraph {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.set_defaults(_commands=sub)
 
     p = sub.add_parser("run", help="run a graph file on inputs",
                        description="Run a graph. Inputs are given as NAME=VALUE; the value is read by "
@@ -78,24 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench_cli import add_bench_command
     add_bench_command(sub)
 
-    _add_plugin_commands(sub)
+    # a plugin whose hook fails (a lazy import, say) is recorded like a plugin that failed
+    # to load, so `vcgraph plugins` still works
+    get_registry().add_commands(sub)
     return parser
-
-
-def _add_plugin_commands(sub) -> None:
-    """Let every plugin add its subcommands; one whose hook fails (a lazy import, say) is
-    recorded like a plugin that failed to load, so `vcgraph plugins` still works."""
-    from .plugins import PluginInfo
-    reg = get_registry()
-    for impl in reversed(reg.pm.hook.register_commands.get_hookimpls()):  # pluggy's call order
-        try:
-            impl.function(subparsers=sub)
-        except Exception as exc:  # noqa: BLE001
-            name = reg.pm.get_name(impl.plugin) or repr(impl.plugin)
-            info = reg.info.setdefault(name, PluginInfo(name))
-            info.error = info.error or f"{type(exc).__name__}: {exc}"
-            logging.getLogger("vcgraph.plugins").warning("plugin '%s' failed to add its commands: %s",
-                                                         name, info.error)
 
 
 def _add_set(p: argparse.ArgumentParser) -> None:
@@ -105,6 +89,11 @@ def _add_set(p: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    hint = _missing_command_hint(parser, argv)
+    if hint:
+        print(f"vcgraph: error: {hint}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="vcgraph: %(levelname)s: %(message)s")
@@ -127,90 +116,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _missing_command_hint(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """When the command is unknown because plugins were not loaded, say so (argparse would
+    only list the commands there are)."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    note = autoload_note()
+    if command is None or note is None or command in parser.get_default("_commands").choices:
+        return None
+    return f"unknown command '{command}': {note}, and commands such as `convert` come from plugins"
+
+
 # -- commands --------------------------------------------------------------------------------
-def load_pipeline(config: str, overrides: list[str], **options: Any):
-    """Load and build a graph file with CLI overrides (shared by commands)."""
-    from .pipeline import Pipeline
-    return Pipeline.from_yaml(config, overrides, **options)
-
-
-def run_with_feedback(pipe, inputs: dict[str, Any], args: argparse.Namespace, write) -> None:
-    """Run ``pipe`` with a progress bar (unless ``--no-progress``/``--json``), call
-    ``write(outputs)``, then print the report as ``--json`` or ``--report`` ask and warn
-    about fallbacks."""
-    bar = None if args.no_progress or args.json else ProgressBar(pipe.graph.name)
-    result = pipe.run(inputs, progress_callback=bar)
-    if bar:
-        bar.close()
-    write(result.outputs)
-    if args.json:
-        print(json.dumps(result.report.to_dict(), indent=2, default=str))
-    elif args.report:
-        print(result.report.format_table())
-    print_run_warnings(result.report)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.config, args.overrides)
     inputs = parse_inputs(pipe.graph.spec.inputs, args.input)
     run_with_feedback(pipe, inputs, args, lambda outputs: write_outputs(outputs, args.output, args.output_dir))
     return 0
-
-
-def print_run_warnings(report) -> None:
-    """Tell the user on stderr about every node that fell back, and a graph-level fallback."""
-    for node in report.nodes.values():
-        if node.implementation and node.attempts and not node.attempts[0].ok:
-            print(f"vcgraph: warning: node '{node.node}' fell back to {node.implementation}: {node.errors[0]}",
-                  file=sys.stderr)
-    if report.fallback_used:
-        print(f"vcgraph: warning: the graph failed ({report.error}); outputs are the fallback's", file=sys.stderr)
-
-
-def parse_inputs(declared: dict, items: list[str]) -> dict[str, Any]:
-    """Turn ``NAME=VALUE`` strings into graph inputs, read by each input's declared type."""
-    loaders = get_registry().value_loaders()
-    inputs: dict[str, Any] = {}
-    for item in items:
-        name, eq, text = item.partition("=")
-        if not eq:
-            raise UserError(f"--input '{item}' is not of the form NAME=VALUE")
-        if name not in declared:
-            raise UserError(f"the graph has no input '{name}' (inputs: {', '.join(declared) or 'none'})")
-        kind = declared[name].type
-        load = loaders.get(kind)
-        if load is None and kind != "any":
-            raise UserError(f"no plugin reads values of type '{kind}' for input '{name}'")
-        try:
-            inputs[name] = load(text) if load else text
-        except UserError:
-            raise
-        except Exception as exc:
-            raise UserError(f"input '{name}': cannot read '{text}' as {kind}: {exc}") from None
-    return inputs
-
-
-def write_outputs(outputs: dict[str, Any], output: str | None, output_dir: str | None) -> None:
-    """Write graph outputs: ``output`` for a single one, ``output_dir`` for all."""
-    if output:
-        if len(outputs) != 1:
-            raise UserError(f"-o needs a graph with one output; this one has {', '.join(outputs)}: use --output-dir")
-        save_value(output, next(iter(outputs.values())))
-    if output_dir:
-        for name, value in outputs.items():
-            ext = ".wav" if isinstance(value, Audio) else ".npy" if isinstance(value, np.ndarray) else ".json"
-            save_value(os.path.join(output_dir, name + ext), value)
-
-
-def save_value(path: str, value: Any) -> None:
-    """Save one output value by its type."""
-    if isinstance(value, Audio):
-        write_audio(path, value)
-    elif isinstance(value, np.ndarray) or hasattr(value, "numpy"):
-        np.save(path, np.asarray(value))
-    else:
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(value, fh, indent=2, default=str)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -219,29 +140,43 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for info in reg.plugins():
         stages = []
         for name in info.stages:
+            if name in info.conflicts:
+                stages.append({"name": name, "description": "", "implementations": {},
+                               "conflict": f"also registered by {', '.join(info.conflicts[name])}: "
+                                           "graphs using it are refused"})
+                continue
             cls = reg.stage(name)
             stages.append({"name": name, "description": cls.description(),
                            "implementations": {k: cls.unavailable_reason(k) or "available"
                                                for k in cls.implementations()}})
         rows.append({"name": info.name, "version": info.version, "package": info.package,
                      "stages": stages, "error": info.error})
+    note = autoload_note()
     if args.json:
         print(json.dumps(rows, indent=2))
+        if note:
+            print(f"vcgraph: note: {note}", file=sys.stderr)
         return 0
     for row in rows:
         head = f"{row['name']} {row['version'] or ''}".strip()
         print(head + (f"  FAILED TO LOAD: {row['error']}" if row["error"] else ""))
         for st in row["stages"]:
+            if st.get("conflict"):
+                print(f"  {st['name']:<20} CONFLICT: {st['conflict']}")
+                continue
             impls = ", ".join(k if v == "available" else f"{k} (unavailable: {v})"
                               for k, v in st["implementations"].items())
             print(f"  {st['name']:<20} {st['description']}")
             print(f"  {'':<20} implementations: {impls}")
-    if not rows:
+    if note:
+        print(note)
+    elif not rows:
         print("no plugins installed")
     return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from .stage import Stage
     reg = get_registry()
     cls = reg.stage(args.stage)
     if args.json:
@@ -258,6 +193,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(f"      {field.description}")
     for title, ports in (("inputs", cls.inputs), ("outputs", cls.outputs)):
         print(f"\n{title}:")
+        if not ports and cls.ports is not Stage.ports:
+            print(f"  declared in the config (`{title}`) of each node")
         for name, port in ports.items():
             opt = ", optional" if port.optional else ""
             print(f"  {name} ({port.type}{opt}){': ' + port.description if port.description else ''}")

@@ -4,7 +4,7 @@ A graph file looks like::
 
     vcgraph: 1
     name: my-graph
-    settings: {use_cuda: true, max_retries: 2, fallback_on_error: false}
+    settings: {use_cuda: true, max_retries: 2, fallback_on_error: false, timeout_s: 30}
     inputs:
       audio: {type: audio}
     nodes:
@@ -48,6 +48,8 @@ class Settings(_Strict):
                                     "run the graph's `fallback` node to produce a safe output")
     implementations: list[str] = Field(list(KNOWN_KINDS), min_length=1,
                                        description="implementation kinds to try, in order")
+    timeout_s: float | None = Field(None, gt=0, le=86400, description="seconds one implementation of a node "
+                                    "may run before it counts as failed and the next kind is tried (default: no limit)")
 
 
 class InputSpec(_Strict):
@@ -66,6 +68,8 @@ class NodeSpec(_Strict):
     inputs: dict[str, str] = Field(default_factory=dict)
     implementations: list[str] | None = Field(None, min_length=1,
                                               description="this node's own order of kinds")
+    timeout_s: float | None = Field(None, gt=0, le=86400, description="this node's own timeout "
+                                    "(see settings.timeout_s)")
     description: str = ""
 
 
@@ -194,28 +198,3 @@ def _pydantic_message(err: dict) -> str:
     if err["type"] == "missing":
         return "required key is missing"
     return f"{err['msg']} (got {err.get('input')!r})"
-
-
-def cut_spec(spec: GraphSpec, outputs: dict[str, str]) -> GraphSpec:
-    """A copy of ``spec`` that computes only ``outputs`` (``name → node.port``).
-
-    Nodes that do not feed those outputs, graph inputs nothing reads any more and the
-    fallback are dropped — e.g. to run only a graph's analysis part.
-    """
-    needed = {str(ref).partition(".")[0] for ref in outputs.values()}
-    todo = list(needed)
-    while todo:  # nodes may be declared in any order: follow the wiring, not the file order
-        name = todo.pop()
-        if name in spec.nodes:
-            for ref in spec.nodes[name].inputs.values():
-                dep = ref.partition(".")[0]
-                if dep not in needed:
-                    needed.add(dep)
-                    todo.append(dep)
-    nodes = {n: s for n, s in spec.nodes.items() if n in needed}
-    read = {ref.partition(".")[2] for s in nodes.values() for ref in s.inputs.values() if ref.startswith("inputs.")}
-    read |= {ref.partition(".")[2] for ref in outputs.values() if ref.startswith("inputs.")}
-    cut = spec.model_copy(update={"nodes": nodes, "outputs": dict(outputs), "fallback": None,
-                                  "inputs": {k: v for k, v in spec.inputs.items() if k in read}})
-    cut.locations = spec.locations
-    return cut

@@ -50,6 +50,10 @@ class PluginError(UserError):
     """A plugin could not be loaded, or two plugins claim the same stage name."""
 
 
+class StageConflictError(PluginError, ConfigError):
+    """A graph uses a stage type name that two plugins register."""
+
+
 class StageError(VCGraphError):
     """A stage failed while running. ``node`` names the graph node, ``kind`` the implementation."""
 
@@ -74,6 +78,10 @@ class InputError(PipelineError, UserError):
 
 class CUDAKernelError(StageError):
     """A CUDA implementation (kernel) failed; the executor falls back to the next kind."""
+
+
+class NodeTimeoutError(StageError):
+    """An implementation ran past its node's ``timeout_s``; the executor tries the next kind."""
 
 
 class TransientError(StageError):

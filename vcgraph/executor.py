@@ -7,25 +7,32 @@ to the next kind on failure, logging a warning. Every choice lands in the run's
 consumer has read them, so long graphs keep memory flat.
 
 Errors a stage raises as :class:`~vcgraph.errors.UserError` (bad input data) stop the run
-at once: another implementation would not fix the input.
+at once: another implementation would not fix the input. A node's ``timeout_s`` (or the
+graph's ``settings.timeout_s``) bounds each implementation call: one that runs past it counts
+as failed (:class:`~vcgraph.errors.NodeTimeoutError`) and the next kind is tried; its
+outputs and state changes are discarded. Plugins observe runs through the
+``before_node_run`` / ``after_node_run`` / ``on_node_error`` hooks.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import (CUDAKernelError, InputError, PipelineError, StageError, UserError, VCGraphError,
-                     is_transient)
+from .errors import (CUDAKernelError, InputError, NodeTimeoutError, PipelineError, StageError, UserError,
+                     VCGraphError, is_transient)
 from .graph import GRAPH_INPUTS, Graph, Node
+from .plugins import get_registry
 from .report import Attempt, NodeReport, RunReport
 from .stage import RunContext, Stage
 
 log = logging.getLogger("vcgraph.executor")
 
 ProgressCallback = Callable[[float, str], None]
+_OBSERVERS = ("before_node_run", "after_node_run", "on_node_error")
 
 
 @dataclass
@@ -58,6 +65,7 @@ class Executor:
         self._ready: set[tuple[str, str]] = set()
         self._lock = threading.RLock()
         self._counts = graph.consumer_counts()
+        self._hooks = (graph.registry or get_registry()).pm.hook
         self._plans = {n.name: self._plan(n) for n in self._all_nodes()}
 
     def _all_nodes(self) -> list[Node]:
@@ -111,6 +119,7 @@ class Executor:
         for name, value in inputs.items():
             values[(GRAPH_INPUTS, name)] = value
         remaining = dict(self._counts)
+        observed = self._observed()
         total = len(graph.nodes)
         t0 = time.perf_counter()
         try:
@@ -123,10 +132,10 @@ class Executor:
                     left = remaining[ref] = remaining[ref] - 1
                     if left == 0:
                         values.pop(ref, None)
-                for port, spec in node.stage_cls.inputs.items():
+                for port, spec in node.input_ports.items():
                     if port not in args:
                         args[port] = None
-                outs = self._run_node(node, args, state, report)
+                outs = self._run_node(node, args, state, report, observed)
                 for port, value in outs.items():
                     if self._counts.get((node.name, port)):  # keep only values something reads
                         values[(node.name, port)] = value
@@ -143,7 +152,7 @@ class Executor:
                 raise
             log.warning("graph '%s' failed (%s); producing the fallback output", graph.name, exc)
             fb = self._run_node(graph.fallback, {p: inputs.get(r.port) for p, r in graph.fallback.inputs.items()},
-                                state, report)
+                                state, report, observed)
             outputs = {name: fb[name] for name in graph.outputs}
             report.fallback_used = True
         report.seconds = time.perf_counter() - t0
@@ -161,10 +170,65 @@ class Executor:
         if missing:
             raise InputError(f"missing graph input(s): {', '.join(missing)}")
 
-    def _run_node(self, node: Node, args: dict[str, Any], state: dict[str, dict], report: RunReport) -> dict:
-        tries, skipped = self._plans[node.name]
-        rep = NodeReport(node.name, node.stage_cls.name, skipped=dict(skipped))
+    def _observed(self) -> frozenset[str]:
+        """The observer hooks some plugin implements (looked up once per run)."""
+        return frozenset(h for h in _OBSERVERS if getattr(self._hooks, h).get_hookimpls())
+
+    def _notify(self, observed: frozenset[str], hook: str, **kwargs: Any) -> None:
+        """Call the plugins' observer ``hook``; one that raises is logged, the run goes on."""
+        if hook not in observed:  # nobody observes: no cost
+            return
+        try:
+            getattr(self._hooks, hook)(graph=self.graph, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - an observer must not change the run
+            log.warning("a plugin's %s hook failed (%s: %s); the run goes on", hook, type(exc).__name__, exc)
+
+    def _run_node(self, node: Node, args: dict[str, Any], state: dict[str, dict], report: RunReport,
+                  observed: frozenset[str] = frozenset()) -> dict:
+        rep = NodeReport(node.name, node.stage_cls.name, skipped=dict(self._plans[node.name][1]))
         report.nodes[node.name] = rep
+        if not observed:  # the common case: no observer plugin
+            return self._try_kinds(node, args, state, rep)
+        self._notify(observed, "before_node_run", node=node, inputs=args)
+        try:
+            outs = self._try_kinds(node, args, state, rep)
+        except Exception as exc:
+            self._notify(observed, "on_node_error", node=node, inputs=args, error=exc, report=rep)
+            raise
+        self._notify(observed, "after_node_run", node=node, inputs=args, outputs=outs, report=rep)
+        return outs
+
+    def _call(self, node: Node, stage: Stage, kind: str, device: str, node_state: dict,
+              args: dict[str, Any]) -> Any:
+        """One call of one implementation; with the node's ``timeout_s``, in a daemon thread
+        on a copy of the node's state that replaces it only when the call finishes in time."""
+        if node.timeout_s is None:
+            return stage.call(kind, RunContext(node.name, kind, device, node_state), args)
+        ctx = RunContext(node.name, kind, device, copy.deepcopy(node_state), cancel_event=threading.Event())
+        box: dict[str, Any] = {}
+        finished = threading.Event()
+
+        def work() -> None:
+            try:
+                box["outs"] = stage.call(kind, ctx, args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                box["error"] = exc
+            finally:
+                finished.set()
+
+        threading.Thread(target=work, name=f"vcgraph:{node.name}:{kind}", daemon=True).start()
+        if not finished.wait(node.timeout_s):
+            ctx.cancel_event.set()  # the thread runs on; its results and state are dropped
+            raise NodeTimeoutError(f"{kind} implementation ran past timeout_s={node.timeout_s:g} s; abandoned",
+                                   node=node.name, kind=kind)
+        if "error" in box:
+            raise box["error"]
+        node_state.clear()
+        node_state.update(ctx.state)
+        return box["outs"]
+
+    def _try_kinds(self, node: Node, args: dict[str, Any], state: dict[str, dict], rep: NodeReport) -> dict:
+        tries, skipped = self._plans[node.name]
         node_state = state.setdefault(node.name, {})
         last: BaseException | None = None
         t_node = time.perf_counter()
@@ -173,8 +237,7 @@ class Executor:
                 t0 = time.perf_counter()
                 try:
                     stage = self.stage(node, kind, device)
-                    ctx = RunContext(node.name, kind, device, node_state)
-                    outs = stage.call(kind, ctx, args)
+                    outs = self._call(node, stage, kind, device, node_state, args)
                     _check_outputs(node, kind, outs)
                 except UserError as exc:
                     rep.attempts.append(Attempt(kind, device, False, time.perf_counter() - t0, str(exc)))
@@ -215,7 +278,7 @@ def _check_outputs(node: Node, kind: str, outs: Any) -> None:
     if not isinstance(outs, dict):
         raise StageError(f"implementation returned {type(outs).__name__}, not a dict of outputs",
                          node=node.name, kind=kind)
-    missing = [p for p in node.stage_cls.outputs if p not in outs]
+    missing = [p for p in node.output_ports if p not in outs]
     if missing:
         raise StageError(f"implementation did not produce output(s) {', '.join(missing)}",
                          node=node.name, kind=kind)

@@ -11,8 +11,9 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from .config import GraphSpec, NodeSpec
-from .errors import ConfigError, ConfigErrors
+from .config import GraphSpec, InputSpec, NodeSpec
+from .dag import CycleError, dependents, reachable, topological_order
+from .errors import ConfigError, ConfigErrors, StageConflictError
 from .plugins import Registry, get_registry
 from .stage import Port, Stage, StageConfig, types_compatible
 
@@ -47,6 +48,9 @@ class Node:
     inputs: dict[str, Ref]
     kinds: tuple[str, ...]  # implementation kinds to try, in order
     plugin: str = ""
+    timeout_s: float | None = None  # seconds one implementation may run (None: no limit)
+    input_ports: dict[str, Port] = field(default_factory=dict)  # the stage's, for this config
+    output_ports: dict[str, Port] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,6 +62,7 @@ class Graph:
     outputs: dict[str, Ref]
     fallback: Node | None = None
     warnings: list[str] = field(default_factory=list)
+    registry: Registry | None = field(default=None, repr=False)  # where the stage types came from
 
     @property
     def name(self) -> str:
@@ -73,51 +78,100 @@ class Graph:
             counts[ref] = counts.get(ref, 0) + 1
         return counts
 
-    def downstream_of(self, name: str) -> list[str]:
-        """``name`` and every node that depends on it, in run order."""
-        hit = {name}
-        for node in self.nodes.values():
-            if any(ref.node in hit for ref in node.inputs.values()):
-                hit.add(node.name)
+    def deps(self) -> dict[str, list[str]]:
+        """Node name → the nodes it reads from (graph inputs left out), in run order."""
+        return {n: [r.node for r in node.inputs.values() if r.node in self.nodes] for n, node in self.nodes.items()}
+
+    def upstream_of(self, names) -> list[str]:
+        """``names`` and every node they depend on, in run order."""
+        hit = reachable(names, self.deps())
         return [n for n in self.nodes if n in hit]
 
+    def downstream_of(self, name: str) -> list[str]:
+        """``name`` and every node that depends on it, in run order."""
+        hit = reachable([name], dependents(self.deps()))
+        return [n for n in self.nodes if n in hit]
+
+    def slice(self, outputs: dict[str, str] | None = None, from_nodes: list[str] | None = None) -> GraphSpec:
+        """The spec of a part of this graph, as Kedro slices pipelines.
+
+        ``outputs`` (``name → node.port``; default: the graph's) keeps only the nodes they
+        need. ``from_nodes`` keeps only those nodes and what depends on them; a value they
+        read from a node left out becomes a graph input named ``NODE__PORT`` (pass it, e.g.
+        from an earlier run, to re-run from a failed node). The fallback is dropped.
+        """
+        outs = dict(outputs) if outputs is not None else {n: str(r) for n, r in self.outputs.items()}
+        for name, text in outs.items():
+            ref = parse_ref(text)
+            if ref.node != GRAPH_INPUTS and ref.node not in self.nodes:
+                raise ConfigError(f"'{text}' names no node (nodes: {', '.join(self.nodes)})", path=f"outputs.{name}")
+        keep = set(self.upstream_of([parse_ref(t).node for t in outs.values() if parse_ref(t).node in self.nodes]))
+        if from_nodes is not None:
+            unknown = [n for n in from_nodes if n not in self.nodes]
+            if unknown:
+                raise ConfigError(f"no node(s) {', '.join(unknown)} (nodes: {', '.join(self.nodes)})")
+            keep &= reachable(from_nodes, dependents(self.deps()))
+        spec = self.spec
+        inputs = {}
+        nodes = {}
+        for name in (n for n in spec.nodes if n in keep):
+            nspec = spec.nodes[name]
+            wiring = {}
+            for port, text in nspec.inputs.items():
+                ref = parse_ref(text)
+                if ref.node != GRAPH_INPUTS and ref.node not in keep:
+                    cut = f"{ref.node}__{ref.port}"
+                    inputs[cut] = InputSpec(type=self.nodes[ref.node].output_ports[ref.port].type,
+                                            description=f"the value of {text}")
+                    text = f"inputs.{cut}"
+                wiring[port] = text
+            nodes[name] = nspec.model_copy(update={"inputs": wiring})
+        read = {parse_ref(t).port for n in nodes.values() for t in n.inputs.values() if t.startswith("inputs.")}
+        read |= {parse_ref(t).port for t in outs.values() if t.startswith("inputs.")}
+        inputs = {k: v for k, v in spec.inputs.items() if k in read} | inputs
+        part = spec.model_copy(update={"nodes": nodes, "outputs": outs, "fallback": None, "inputs": inputs})
+        part.locations = spec.locations
+        return part
+
     # -- drawing ---------------------------------------------------------------------------
+    def edges(self) -> list[tuple[str, str, str]]:
+        """Every edge as ``(source, target, label)``: ``in:NAME`` for a graph input,
+        ``out:NAME`` for a graph output, node names otherwise; labelled with the port."""
+        def src(ref: Ref) -> str:
+            return f"in:{ref.port}" if ref.node == GRAPH_INPUTS else ref.node
+        edges = [(src(ref), node.name, port) for node in self.nodes.values() for port, ref in node.inputs.items()]
+        edges += [(src(ref), f"out:{name}", ref.port) for name, ref in self.outputs.items()]
+        return edges
+
+    def draw(self, fmt: str = "mermaid") -> str:
+        """The DAG as Mermaid flowchart text or Graphviz DOT text."""
+        boxes = [(f"in:{n}", n, "io") for n in self.spec.inputs]
+        boxes += [(n.name, n.stage_cls.name, "node") for n in self.nodes.values()]
+        boxes += [(f"out:{n}", n, "io") for n in self.outputs]
+        if fmt == "mermaid":
+            def ident(key: str) -> str:
+                return key.replace(":", "_", 1) if key.startswith(("in:", "out:")) else key
+            lines = ["flowchart LR"]
+            lines += [f'    {ident(key)}(["{label}"])' if shape == "io" else f'    {key}["{key}<br/><i>{label}</i>"]'
+                      for key, label, shape in boxes]
+            lines += [f"    {ident(a)} -->|{label}| {ident(b)}" for a, b, label in self.edges()]
+        elif fmt == "dot":
+            lines = [f'digraph "{self.name}" {{', "    rankdir=LR;"]
+            lines += [f'    "{key}" [shape=ellipse, label="{label}"];' if shape == "io"
+                      else f'    "{key}" [shape=box, label="{key}\\n({label})"];' for key, label, shape in boxes]
+            lines += [f'    "{a}" -> "{b}" [label="{label}"];' for a, b, label in self.edges()]
+            lines.append("}")
+        else:
+            raise ValueError(f"unknown drawing format '{fmt}' (formats: mermaid, dot)")
+        return "\n".join(lines) + "\n"
+
     def to_mermaid(self) -> str:
         """The DAG as Mermaid flowchart text."""
-        lines = ["flowchart LR"]
-        for name in self.spec.inputs:
-            lines.append(f'    in_{name}(["{name}"])')
-        for node in self.nodes.values():
-            lines.append(f'    {node.name}["{node.name}<br/><i>{node.stage_cls.name}</i>"]')
-        for name in self.outputs:
-            lines.append(f'    out_{name}(["{name}"])')
-        for node in self.nodes.values():
-            for port, ref in node.inputs.items():
-                src = f"in_{ref.port}" if ref.node == GRAPH_INPUTS else ref.node
-                lines.append(f"    {src} -->|{port}| {node.name}")
-        for name, ref in self.outputs.items():
-            src = f"in_{ref.port}" if ref.node == GRAPH_INPUTS else ref.node
-            lines.append(f"    {src} -->|{ref.port}| out_{name}")
-        return "\n".join(lines) + "\n"
+        return self.draw("mermaid")
 
     def to_dot(self) -> str:
         """The DAG as Graphviz DOT text."""
-        lines = [f'digraph "{self.name}" {{', "    rankdir=LR;"]
-        for name in self.spec.inputs:
-            lines.append(f'    "in:{name}" [shape=ellipse, label="{name}"];')
-        for node in self.nodes.values():
-            lines.append(f'    "{node.name}" [shape=box, label="{node.name}\\n({node.stage_cls.name})"];')
-        for name in self.outputs:
-            lines.append(f'    "out:{name}" [shape=ellipse, label="{name}"];')
-        for node in self.nodes.values():
-            for port, ref in node.inputs.items():
-                src = f"in:{ref.port}" if ref.node == GRAPH_INPUTS else ref.node
-                lines.append(f'    "{src}" -> "{node.name}" [label="{port}"];')
-        for name, ref in self.outputs.items():
-            src = f"in:{ref.port}" if ref.node == GRAPH_INPUTS else ref.node
-            lines.append(f'    "{src}" -> "out:{name}" [label="{ref.port}"];')
-        lines.append("}")
-        return "\n".join(lines) + "\n"
+        return self.draw("dot")
 
 
 class _Collector:
@@ -133,6 +187,7 @@ class _Collector:
 def build_graph(spec: GraphSpec, registry: Registry | None = None) -> Graph:
     """Resolve and validate ``spec``; raise :class:`ConfigErrors` listing every problem."""
     registry = registry or get_registry()
+    _refuse_conflicts(spec, registry)
     errs = _Collector(spec)
     settings = spec.settings
     nodes: dict[str, Node] = {}
@@ -150,7 +205,7 @@ def build_graph(spec: GraphSpec, registry: Registry | None = None) -> Graph:
             inp = spec.inputs.get(ref.port)
             return Port(inp.type, optional=inp.optional) if inp else None
         node = nodes.get(ref.node)
-        return node.stage_cls.outputs.get(ref.port) if node else None
+        return node.output_ports.get(ref.port) if node else None
 
     def check_ref(text: str, path: str, node_name: str | None, expected: Port | None,
                   inputs_only: bool = False) -> Ref | None:
@@ -172,8 +227,8 @@ def build_graph(spec: GraphSpec, registry: Registry | None = None) -> Graph:
             return None
         elif ref.node not in nodes:
             return None  # that node already has an error
-        elif ref.port not in nodes[ref.node].stage_cls.outputs:
-            ports = ", ".join(nodes[ref.node].stage_cls.outputs) or "none"
+        elif ref.port not in nodes[ref.node].output_ports:
+            ports = ", ".join(nodes[ref.node].output_ports) or "none"
             errs.add(f"node '{ref.node}' has no output '{ref.port}' (outputs: {ports})", path, node_name)
             return None
         produced = output_port(ref)
@@ -198,7 +253,7 @@ def build_graph(spec: GraphSpec, registry: Registry | None = None) -> Graph:
         if fallback is not None:
             _wire(fallback, spec.fallback.inputs, "fallback.inputs", errs,
                   lambda *a: check_ref(*a, inputs_only=True))
-            missing = [o for o in spec.outputs if o not in fallback.stage_cls.outputs]
+            missing = [o for o in spec.outputs if o not in fallback.output_ports]
             if missing:
                 errs.add(f"the fallback stage '{fallback.stage_cls.name}' has no output for graph "
                          f"output(s) {', '.join(missing)}", "fallback.stage", "fallback")
@@ -207,9 +262,26 @@ def build_graph(spec: GraphSpec, registry: Registry | None = None) -> Graph:
     if errs.errors:
         raise errs.errors[0] if len(errs.errors) == 1 else ConfigErrors(errs.errors)
 
-    graph = Graph(spec, {n: nodes[n] for n in order}, outputs, fallback)
+    graph = Graph(spec, {n: nodes[n] for n in order}, outputs, fallback, registry=registry)
     graph.warnings = _unused(graph)
     return graph
+
+
+def _refuse_conflicts(spec: GraphSpec, registry: Registry) -> None:
+    """A graph that uses a stage name two plugins register cannot be built: say which."""
+    registry.stages  # collects the conflicts
+    nodes = dict(spec.nodes, **({"fallback": spec.fallback} if spec.fallback else {}))
+    users = [(name, n.stage) for name, n in nodes.items() if n.stage in registry.conflicts]
+    if users:
+        name, stage = users[0]
+        path = "fallback.stage" if name == "fallback" and spec.fallback is not None else f"nodes.{name}.stage"
+        try:
+            registry.stage(stage)
+        except StageConflictError as exc:
+            also = [n for n, s in users[1:]]
+            more = f" (also used by {', '.join(also)})" if also else ""
+            raise StageConflictError(exc.message + more, path=path, node=name,
+                                     source=spec.location(path)) from None
 
 
 def _build_node(name: str, nspec: NodeSpec, path: str, registry: Registry, settings, errs: _Collector) -> Node | None:
@@ -225,6 +297,11 @@ def _build_node(name: str, nspec: NodeSpec, path: str, registry: Registry, setti
             key = ".".join(str(p) for p in err["loc"])
             errs.add(_config_message(err, stage_cls), f"{path}.config.{key}" if key else f"{path}.config", name)
         return None
+    problems = stage_cls.check(config)
+    for key, message in problems:
+        errs.add(message, f"{path}.config.{key}" if key else f"{path}.config", name)
+    if problems:
+        return None
     offered = stage_cls.implementations()
     if nspec.implementations is not None:
         for i, kind in enumerate(nspec.implementations):
@@ -239,11 +316,14 @@ def _build_node(name: str, nspec: NodeSpec, path: str, registry: Registry, setti
         errs.add(f"stage '{stage_cls.name}' offers none of the kinds {list(wanted)} "
                  f"(it has: {', '.join(offered)}); set this node's `implementations`", path, name)
         return None
-    return Node(name, stage_cls, config, {}, kinds, registry.plugin_of(stage_cls.name))
+    timeout = nspec.timeout_s if nspec.timeout_s is not None else settings.timeout_s
+    in_ports, out_ports = stage_cls.ports(config)
+    return Node(name, stage_cls, config, {}, kinds, registry.plugin_of(stage_cls.name), timeout,
+                dict(in_ports), dict(out_ports))
 
 
 def _wire(node: Node, wiring: dict[str, str], path: str, errs: _Collector, check_ref) -> None:
-    ports = node.stage_cls.inputs
+    ports = node.input_ports
     for port, text in wiring.items():
         if port not in ports:
             errs.add(f"stage '{node.stage_cls.name}' has no input '{port}' (inputs: {', '.join(ports) or 'none'})",
@@ -260,30 +340,18 @@ def _wire(node: Node, wiring: dict[str, str], path: str, errs: _Collector, check
 
 def _topological_order(nodes: dict[str, Node], errs: _Collector) -> list[str]:
     """Dependency order; among ready nodes, the one declared first runs first."""
-    deps = {n: {r.node for r in node.inputs.values() if r.node in nodes} for n, node in nodes.items()}
-    order: list[str] = []
-    placed: set[str] = set()
-    progress = True
-    while progress and len(order) < len(nodes):
-        progress = False
-        for n in nodes:
-            if n not in placed and deps[n] <= placed:
-                order.append(n)
-                placed.add(n)
-                progress = True
-                break
-    if len(order) < len(nodes):
-        stuck = [n for n in nodes if n not in placed]
-        errs.add(f"the graph has a cycle through nodes: {' -> '.join(stuck)}", f"nodes.{stuck[0]}.inputs", stuck[0])
-    return order
+    try:
+        return topological_order({n: [r.node for r in node.inputs.values()] for n, node in nodes.items()})
+    except CycleError as exc:
+        cycle = exc.args[1]
+        first = min(cycle, key=list(nodes).index)
+        errs.add(f"the graph has a cycle through nodes: {' -> '.join(cycle)}", f"nodes.{first}.inputs", first)
+        return []
 
 
 def _unused(graph: Graph) -> list[str]:
     """Warnings for nodes that feed no output and graph inputs that nothing reads."""
-    needed = {r.node for r in graph.outputs.values()}
-    for node in reversed(list(graph.nodes.values())):
-        if node.name in needed:
-            needed.update(r.node for r in node.inputs.values())
+    needed = set(graph.upstream_of([r.node for r in graph.outputs.values() if r.node in graph.nodes]))
     warnings = [f"node '{n}' does not contribute to any graph output" for n in graph.nodes if n not in needed]
     read = {r.port for node in graph.nodes.values() for r in node.inputs.values() if r.node == GRAPH_INPUTS}
     read |= {r.port for r in graph.outputs.values() if r.node == GRAPH_INPUTS}

@@ -59,8 +59,12 @@ class Pipeline:
 
     def cut(self, outputs: dict[str, str]) -> "Pipeline":
         """A pipeline computing only ``outputs`` (``name → node.port``) of this graph."""
-        from .config import cut_spec
-        return Pipeline.from_spec(cut_spec(self.graph.spec, outputs), self.registry, **self._options)
+        return self.slice(outputs=outputs)
+
+    def slice(self, outputs: dict[str, str] | None = None, from_nodes: list[str] | None = None) -> "Pipeline":
+        """A pipeline of part of this graph: to ``outputs``, and/or from ``from_nodes`` (see
+        :meth:`vcgraph.graph.Graph.slice`)."""
+        return Pipeline.from_spec(self.graph.slice(outputs, from_nodes), self.registry, **self._options)
 
     def stream(self) -> "Stream":
         """A session that keeps every node's state across successive runs (blocks)."""

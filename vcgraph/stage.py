@@ -16,13 +16,15 @@ with :func:`implementation`::
         def run_cpu(self, ctx, signal):
             return {"signal": signal * self.config.factor}
 
-The executor calls an implementation with a :class:`RunContext` and the inputs as keyword
+One method may serve several kinds (``@implementation("cuda", "cpu")`` for torch code that
+runs on ``ctx.device``). The executor calls an implementation with a :class:`RunContext` and the inputs as keyword
 arguments; it returns a dict with one value per output port.
 """
 from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
@@ -66,15 +68,19 @@ class Implementation:
     method_name: str
 
 
-def implementation(kind: str, *, device: str | None = None) -> Callable:
-    """Mark a :class:`Stage` method as the implementation of ``kind``.
+def implementation(*kinds: str, device: str | None = None) -> Callable:
+    """Mark a :class:`Stage` method as the implementation of one or more kinds.
 
-    ``device`` defaults to ``"cuda"`` for the ``cuda`` kind and ``"cpu"`` otherwise.
+    ``@implementation("cpu")`` for one kind; ``@implementation("cuda", "cpu")`` when one body
+    serves several (torch code that runs on ``ctx.device``). ``device`` defaults to
+    ``"cuda"`` for the ``cuda`` kind and ``"cpu"`` otherwise.
     """
+    if not kinds or not all(isinstance(k, str) and k for k in kinds):
+        raise TypeError("implementation() takes one or more kind names, e.g. @implementation('cuda', 'cpu')")
 
     def mark(fn: Callable) -> Callable:
-        fn.__vcgraph_impl__ = Implementation(kind, device or ("cuda" if kind == "cuda" else "cpu"),
-                                             fn.__name__)
+        fn.__vcgraph_impls__ = tuple(Implementation(kind, device or ("cuda" if kind == "cuda" else "cpu"),
+                                                    fn.__name__) for kind in kinds)
         return fn
 
     return mark
@@ -85,7 +91,8 @@ class RunContext:
     """What an implementation gets besides its inputs.
 
     ``state`` is private to one node of one run — or of one stream, where it lives across
-    blocks — so stateful stages never share mutable data between concurrent runs.
+    blocks — so stateful stages never share mutable data between concurrent runs. On a node
+    with ``timeout_s``, each call gets a copy, kept only when the call succeeds in time.
     """
 
     node: str
@@ -93,6 +100,13 @@ class RunContext:
     device: str
     state: dict = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("vcgraph.stage"))
+    #: set when the node has a ``timeout_s`` and this call ran past it: a long loop may check
+    #: :meth:`cancelled` and stop early (its result is discarded anyway)
+    cancel_event: threading.Event | None = None
+
+    def cancelled(self) -> bool:
+        """True when the executor gave up waiting for this call (see ``timeout_s``)."""
+        return self.cancel_event is not None and self.cancel_event.is_set()
 
 
 class Stage:
@@ -109,8 +123,7 @@ class Stage:
         found: dict[str, Implementation] = {}
         for klass in reversed(cls.__mro__):
             for attr in vars(klass).values():
-                impl = getattr(attr, "__vcgraph_impl__", None)
-                if impl is not None:
+                for impl in getattr(attr, "__vcgraph_impls__", ()):
                     found[impl.kind] = impl
         cls._implementations = found
 
@@ -143,6 +156,18 @@ class Stage:
             if not cuda_available():
                 return "CUDA is not available on this machine"
         return None
+
+    @classmethod
+    def ports(cls, config: StageConfig) -> tuple[dict[str, Port], dict[str, Port]]:
+        """The (inputs, outputs) of a node with ``config``: the class's ports, unless a stage
+        type declares them in its config (a model stage: the model's tensors)."""
+        return cls.inputs, cls.outputs
+
+    @classmethod
+    def check(cls, config: StageConfig) -> list[tuple[str, str]]:
+        """Checks before any run that need more than the config's fields (a file's contents):
+        ``(config key, message)`` for each problem, reported like config errors."""
+        return []
 
     # -- lifecycle -------------------------------------------------------------------------
     def setup(self, kind: str, device: str) -> None:

@@ -3,7 +3,13 @@
 Registered through the ``vcgraph`` entry point group like any third-party plugin. Stage
 types: ``preprocess``, ``content-features`` / ``world-features`` / ``fast-features``, ``speaker-encoder``,
 ``content-synthesis`` / ``knn-synthesis`` / ``fast-synthesis``, ``postprocess`` and the fallback ``safe-output``; commands: ``enroll``, ``convert``, ``eval``;
-value type ``speaker`` (a ``.vcp`` profile or a ``.npy`` embedding).
+value type ``speaker`` (a ``.vcp`` profile or a ``.npy`` embedding); a ``vcgraph bench``
+baseline ``stft-mel``. The seed API is importable from here::
+
+    from vcgraph_voice import VoiceConversionPipeline, PipelineConfig, VoiceConversionError
+
+Everything is imported on first use, so loading the plugin (every ``vcgraph`` command does)
+stays cheap.
 """
 from __future__ import annotations
 
@@ -15,6 +21,16 @@ from vcgraph.hookspecs import hookimpl
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 __version__ = "0.1.0"
+
+_SEED_API = {"VoiceConversionPipeline": "api", "PipelineConfig": "api", "VoiceConversionError": "errors"}
+__all__ = sorted(_SEED_API)
+
+
+def __getattr__(name: str):
+    if name in _SEED_API:
+        import importlib
+        return getattr(importlib.import_module(f".{_SEED_API[name]}", __name__), name)
+    raise AttributeError(f"module 'vcgraph_voice' has no attribute {name!r}")
 
 
 @hookimpl
@@ -33,6 +49,12 @@ def register_stages(register):
 def register_commands(subparsers):
     from .cli import add_commands
     add_commands(subparsers)
+
+
+@hookimpl
+def register_bench_baselines(register):
+    from .baseline import StftMel
+    register("stft-mel", StftMel())
 
 
 @hookimpl

@@ -1,6 +1,6 @@
 """The seed design's Python API, running on the vcgraph engine.
 
-    from vcgraph import VoiceConversionPipeline, PipelineConfig
+    from vcgraph_voice import VoiceConversionPipeline, PipelineConfig
     pipeline = VoiceConversionPipeline(PipelineConfig(use_cuda=True))
     pipeline.warmup()
     converted = pipeline.convert(source_audio, target, pitch_shift_semitones=2.0)
@@ -45,6 +45,11 @@ class PipelineConfig:
 
     ``preset`` picks the graph (``quality`` — the default — or ``fast``, or a YAML path);
     ``overrides`` are extra dotted graph overrides (``nodes.voice_synthesis.config.k=4``).
+    The audio and pitch fields set the graph's ``vars``; the error-handling fields and
+    ``use_cuda`` its ``settings``. ``chunk_size`` and ``batch_size`` are accepted for
+    compatibility with the seed design and change nothing: a conversion processes the whole
+    recording at once (use ``pipeline.pipeline.stream()`` for block-wise processing), and
+    :meth:`VoiceConversionPipeline.batch_convert` converts its items one after another.
     """
 
     # Audio parameters
@@ -68,7 +73,7 @@ class PipelineConfig:
 
     def graph_overrides(self) -> list[str]:
         """The dotted overrides that apply these settings to the graph file."""
-        keys = ("sample_rate", "n_fft", "hop_length", "n_mels", "f0_min", "f0_max", "chunk_size")
+        keys = ("sample_rate", "n_fft", "hop_length", "n_mels", "f0_min", "f0_max")
         return [f"vars.{k}={getattr(self, k)}" for k in keys] + [
             f"nodes.postprocessing.config.sample_rate={self.sample_rate}",
             f"fallback.config.sample_rate={self.sample_rate}",

@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vcgraph.audio import read_audio, write_audio
-from vcgraph.cli import run_with_feedback
+from vcgraph.cli_helpers import run_with_feedback
 from vcgraph.progress import ProgressBar
+
+# vcgraph.audio (numpy) and the voice modules are imported inside the commands: every
+# `vcgraph` command, `--help` included, imports this module to add enroll/convert.
 
 ENROLL_EPILOG = """\
 examples:
@@ -83,6 +85,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    from vcgraph.audio import read_audio, write_audio
     from vcgraph.pipeline import Pipeline
     from .api import preset_path
     from .profile import load_target

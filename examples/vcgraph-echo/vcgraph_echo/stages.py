@@ -80,9 +80,13 @@ class Gain(Stage):
     inputs = {"audio": Port("audio")}
     outputs = {"audio": Port("audio")}
 
-    @implementation("cpu")
-    def run_cpu(self, ctx, audio):
+    @implementation("cuda", "cpu")  # one body for both kinds: it runs on ctx.device
+    def run(self, ctx, audio):
         audio = _check(audio)
         factor = 10.0 ** (self.config.gain_db / 20.0)
-        return {"audio": Audio((audio.samples * factor).astype(audio.samples.dtype, copy=False),
-                               audio.sample_rate)}
+        if ctx.device.startswith("cuda"):  # e.g. after the cuda echo, on a GPU machine
+            import torch
+            samples = (torch.as_tensor(audio.samples, device=ctx.device) * factor).cpu().numpy()
+        else:
+            samples = audio.samples * factor
+        return {"audio": Audio(samples.astype(audio.samples.dtype, copy=False), audio.sample_rate)}

@@ -8,14 +8,32 @@
 - :mod:`.report`: :func:`write_report`, a self-contained HTML folder with audio and plots;
 - :mod:`.cli`: the ``vcgraph eval`` subcommand.
 
-The scoring packages are the optional extra ``pip install 'vcgraph[eval]'``; they are imported
+The scoring packages are the optional extra ``pip install 'vcgraph-voice[eval]'``; they are imported
 only when a scorer is built, so importing this package needs none of them.
 """
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING
+
 from .manifest import EvalItem, EvalSet, ManifestError, Voice, dataset_items, items_from_args, read_manifest
-from .metrics import EVAL_PACKAGES, INSTALL_HINT, MissingDependencyError
-from .runner import METRICS, Converter, EvalResult, Scorers, evaluate, format_table
+
+# metrics and runner (numpy, the converter) load on first use: `vcgraph --help` imports this
+# package to add the `eval` command.
+_LAZY = {"EVAL_PACKAGES": "metrics", "INSTALL_HINT": "metrics", "MissingDependencyError": "metrics",
+         "METRICS": "runner", "Converter": "runner", "EvalResult": "runner", "Scorers": "runner",
+         "evaluate": "runner", "format_table": "runner"}
+if TYPE_CHECKING:
+    from .metrics import EVAL_PACKAGES, INSTALL_HINT, MissingDependencyError
+    from .runner import METRICS, Converter, EvalResult, Scorers, evaluate, format_table
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["EvalItem", "EvalSet", "Voice", "ManifestError", "read_manifest", "items_from_args", "dataset_items",
            "Converter", "EvalResult", "Scorers", "evaluate", "format_table", "METRICS",

@@ -64,7 +64,7 @@ examples:
   # quicker: leave out DNSMOS and recognition
   vcgraph eval --dataset DIR --pairs rms:slt --skip dnsmos --skip wer
 
-Needs the scoring extra: pip install 'vcgraph[eval]'
+Needs the scoring extra: pip install 'vcgraph-voice[eval]'
 """
 
 

@@ -14,7 +14,7 @@ Everything here works on mono float arrays; :func:`load_audio` reads a file and 
   same sentence.
 
 The scoring packages are an optional extra; a missing one raises
-:class:`MissingDependencyError` naming ``pip install 'vcgraph[eval]'``.
+:class:`MissingDependencyError` naming ``pip install 'vcgraph-voice[eval]'``.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import numpy as np
 from vcgraph.errors import UserError
 
 RATE = 16000
-INSTALL_HINT = "pip install 'vcgraph[eval]'"
+INSTALL_HINT = "pip install 'vcgraph-voice[eval]'"
 # The packages of the ``eval`` extra (module name -> what needs it).
 EVAL_PACKAGES = {
     "resemblyzer": "speaker similarity",

@@ -53,12 +53,8 @@ class Preprocess(Stage):
         t = t * (self.config.peak / t.abs().max().clamp_min(1e-9))
         return {"audio": Waveform(t, self.config.sample_rate, rate, len(x))}
 
-    @implementation("cuda")
-    def run_cuda(self, ctx, audio, sample_rate=None):
-        return self._torch(ctx, audio, sample_rate)
-
-    @implementation("cpu")
-    def run_cpu(self, ctx, audio, sample_rate=None):
+    @implementation("cuda", "cpu")
+    def run_torch(self, ctx, audio, sample_rate=None):
         return self._torch(ctx, audio, sample_rate)
 
     @implementation("simplified")
@@ -113,12 +109,8 @@ class Postprocess(Stage):
         y = fit_length(y, n).cpu().numpy()
         return {"audio": Audio(self._level(y), rate)}
 
-    @implementation("cuda")
-    def run_cuda(self, ctx, audio):
-        return self._torch(ctx, audio)
-
-    @implementation("cpu")
-    def run_cpu(self, ctx, audio):
+    @implementation("cuda", "cpu")
+    def run_torch(self, ctx, audio):
         return self._torch(ctx, audio)
 
     @implementation("simplified")

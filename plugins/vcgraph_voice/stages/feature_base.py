@@ -36,12 +36,8 @@ class FeatureStage(Stage):
         """Run the method's analysis and return the stage outputs (see :meth:`outputs_for`)."""
         raise NotImplementedError
 
-    @implementation("cuda")
-    def run_cuda(self, ctx, audio, source_f0=None):
-        return self.analyze(ctx, audio, source_f0)
-
-    @implementation("cpu")
-    def run_cpu(self, ctx, audio, source_f0=None):
+    @implementation("cuda", "cpu")
+    def run_torch(self, ctx, audio, source_f0=None):
         return self.analyze(ctx, audio, source_f0)
 
     def outputs_for(self, ctx, audio: Waveform, analysis: dict, method_f0, with_embedding: bool = True) -> dict:

@@ -58,12 +58,8 @@ class SpeakerEncoder(Stage):
         emb = profile.embedding if profile else normalize_embedding(value)
         return {"speaker": TargetVoice(torch.from_numpy(emb).to(ctx.device), profile)}
 
-    @implementation("cuda")
-    def run_cuda(self, ctx, target):
-        return self._encode(ctx, target)
-
-    @implementation("cpu")
-    def run_cpu(self, ctx, target):
+    @implementation("cuda", "cpu")
+    def run_torch(self, ctx, target):
         return self._encode(ctx, target)
 
     @implementation("simplified")

@@ -25,12 +25,8 @@ class SynthesisStage(Stage):
         """The converted waveform (any device) from the source features and the profile's data."""
         raise NotImplementedError
 
-    @implementation("cuda")
-    def run_cuda(self, ctx, features, speaker, pitch_shift=None):
-        return self.synthesize(ctx, features, speaker, pitch_shift)
-
-    @implementation("cpu")
-    def run_cpu(self, ctx, features, speaker, pitch_shift=None):
+    @implementation("cuda", "cpu")
+    def run_torch(self, ctx, features, speaker, pitch_shift=None):
         return self.synthesize(ctx, features, speaker, pitch_shift)
 
     def synthesize(self, ctx, features: VoiceFeatures, speaker, pitch_shift, **options) -> dict:
