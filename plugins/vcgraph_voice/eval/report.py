@@ -60,7 +60,7 @@ dl.legend{display:grid;grid-template-columns:max-content 1fr;gap:.15em .8em;font
 dl.legend dt{font-weight:600} dl.legend dd{margin:0;min-width:0} dl.legend .muted{font-size:.95em}
 .w-sub{background:#f9dcdc;text-decoration:underline wavy #b00020} .w-del{color:#b00020;text-decoration:line-through}
 .w-ins{background:#fff3cd;font-style:italic}
-.words td{text-align:left}
+.words td,.words th{text-align:left} table.compact th{overflow-wrap:normal}
 @media (max-width:700px){
  body{font-size:15px}
  table.compact{font-size:.78em} table.compact td,table.compact th{padding:.15em .3em}
@@ -419,7 +419,9 @@ def _legend(cols: list) -> list[str]:
     for c in cols:
         if c.key == "id":
             continue
-        facts = " · ".join(x for x in (c.unit, f"better: {c.better}" if c.better else "", c.judge) if x)
+        better = (f"a reference point: the {c.better.strip('()')}" if c.better.startswith("(") else
+                  f"better: {c.better}" if c.better else "")
+        facts = " · ".join(x for x in (c.unit, better, c.judge) if x)
         out.append(f"<dt>{_e(c.title)}</dt><dd>{_e(c.meaning)} <span class=\"muted\">({_e(facts)})</span></dd>")
     out.append("</dl><p>Colours: <span class=\"chip good\">good</span> <span class=\"chip fair\">fair</span> "
                "<span class=\"chip poor\">poor</span>, by these rules:</p><ul>")
@@ -455,9 +457,13 @@ def write_report(result: EvalResult, out_dir: str, title: str = "vcgraph eval", 
                      f'in {len(s["dnsmos_drops"])} item(s): {_e(", ".join(s["dnsmos_drops"]))}.</p>')
     for w in s.get("warnings", []):
         parts.append(f'<p class="note">Note: {_e(w)}</p>')
-    header = ["measure", "output", "source (floor)", "target itself", "target → target", "better"]
+    header = ["measure", "output", "source (floor)", "target itself", "target → target", "better", "verdict"]
     assert len(header) == len(SUMMARY_HEADER)
-    parts.append(_table(header, summary_table(s), cls="compact"))
+    srows = summary_table(s)
+    verdicts = [r[6].split(":")[0] if r[6] else "" for r in srows]
+    cells = [[_e(x) for x in r[:6]] + [_e(r[6].split(": ", 1)[1]) if ": " in r[6] else _e(r[6])] for r in srows]
+    parts.append(_table(header, cells, cls="compact", raw=True,
+                        classes=[[v if j in (1, 6) else "" for j in range(7)] for v in verdicts]))
     parts.append("<p class=\"muted\"><i>source</i>: the unconverted source, where the output starts. "
                  "<i>target itself</i>: the target's held-out judge clips, each scored against the centroid "
                  "of the others (the best a real recording of the target does). <i>target → target</i>: one of "

@@ -492,7 +492,35 @@ SUMMARY_MEASURES = [
     ("MCD to parallel target, dB", "mcd", "mcd_source", "mcd", ".2f", "lower"),
     ("convert time / audio time (RTF)", "rtf", None, None, ".3f", "lower"),
 ]
-SUMMARY_HEADER = ["measure", "output", "source", "target", "tgt->tgt", "better"]
+SUMMARY_HEADER = ["measure", "output", "source", "target", "tgt->tgt", "better", "verdict"]
+# which item-cell rule judges a summary row, and the summary keys it reads under the row's names
+_SUMMARY_VERDICTS = {
+    "sim_target": ("sim_target", {"sim_target": "sim_target", "sim_target_before": "sim_target_before"}),
+    "campp_sim_target": ("campp_sim_target", {"campp_sim_target": "campp_sim_target",
+                                              "campp_sim_target_before": "campp_sim_target_before"}),
+    "wer_output": ("wer_output", {"wer_output": "wer_output", "wer_source": "wer_source"}),
+    "whisper_wer_output": ("whisper_wer_output", {"whisper_wer_output": "whisper_wer_output",
+                                                  "whisper_wer_source": "whisper_wer_source"}),
+    "wer_output_vs_source": ("wer_output_vs_source", {"wer_output_vs_source": "wer_output_vs_source"}),
+    "whisper_wer_output_vs_source": ("whisper_wer_output_vs_source",
+                                     {"whisper_wer_output_vs_source": "whisper_wer_output_vs_source"}),
+    "dnsmos_ovrl": ("dnsmos_ovrl", {"dnsmos_ovrl": "dnsmos_ovrl", "source_dnsmos_ovrl": "source_dnsmos_ovrl"}),
+    "f0_offset_st_abs": ("output_f0_median", {"f0_offset_st": "f0_offset_st_abs"}),
+    "mcd": ("mcd", {"mcd": "mcd", "mcd_source": "mcd_source"}),
+}
+
+
+def summary_verdict(key: str, summary: dict) -> tuple[str | None, str]:
+    """(good|fair|poor|None, why) of one summary figure, by the item rules of :mod:`.columns`."""
+    if key in ("ident", "campp_ident"):
+        v = summary.get(key)
+        return (None, "") if v is None else ("good" if v >= 0.9 else "fair" if v >= 0.5 else "poor", "")
+    if key not in _SUMMARY_VERDICTS:
+        return None, ""
+    cell, names = _SUMMARY_VERDICTS[key]
+    row = {name: summary.get(skey) for name, skey in names.items()}
+    held = ((summary.get("ceilings") or {}).get("held_out")) or {}
+    return C.cell_verdict(cell, row, held)
 
 
 def _fmt(v, spec: str) -> str:
@@ -509,7 +537,7 @@ def _fmt(v, spec: str) -> str:
 
 
 def summary_table(summary: dict) -> list[list[str]]:
-    """Rows of [measure, output, source (floor), target's held-out speech, target->target, better].
+    """Rows of [measure, output, source (floor), target's held-out speech, target->target, better, verdict].
 
     "target" (held-out): the target's own recordings; "tgt->tgt": a target recording converted
     into its own voice (what the method costs with no voice to change). Measures nothing
@@ -517,7 +545,7 @@ def summary_table(summary: dict) -> list[list[str]]:
     """
     ceil = summary.get("ceilings") or {}
     held, self_ = ceil.get("held_out") or {}, ceil.get("self_conversion") or {}
-    rows = [["items (failed)", f"{summary['items']} ({summary['failed']})", "", "", "", ""]]
+    rows = [["items (failed)", f"{summary['items']} ({summary['failed']})", "", "", "", "", ""]]
     for title, key, floor, ceiling, spec, better in SUMMARY_MEASURES:
         if summary.get(key) is None:
             continue
@@ -525,15 +553,17 @@ def summary_table(summary: dict) -> list[list[str]]:
         c_self = self_.get(ceiling) if ceiling else None
         if ceiling == "f0_offset_st" and c_self is not None:
             c_self = abs(c_self)
+        verdict, why = summary_verdict(key, summary)
         rows.append([title, _fmt(summary[key], spec), _fmt(summary.get(floor), spec) if floor else "",
                      _fmt(c_held, spec) if c_held is not None else "", _fmt(c_self, spec) if c_self is not None else "",
-                     better])
+                     better, f"{verdict}{': ' + why if why else ''}" if verdict else ""])
     return rows
 
 
 def summary_lines(summary: dict) -> list[tuple[str, str]]:
     """(measure, "output / source / target / tgt->tgt") pairs, for one-column displays."""
-    return [(r[0], " / ".join(x or "-" for x in r[1:5])) for r in summary_table(summary)]
+    return [(r[0], " / ".join(x or "-" for x in r[1:5]) + (f"  ({r[6]})" if r[6] else ""))
+            for r in summary_table(summary)]
 
 
 def format_table(result: EvalResult) -> str:
@@ -561,9 +591,9 @@ def format_table(result: EvalResult) -> str:
     st = summary_table(result.summary)
     head = ["summary"] + SUMMARY_HEADER[1:]
     w = [max(len(x[i]) for x in st + [head]) for i in range(len(head))]
-    lines.append("  ".join(h.ljust(w[i]) if i in (0, 5) else h.rjust(w[i]) for i, h in enumerate(head)).rstrip())
+    lines.append("  ".join(h.ljust(w[i]) if i in (0, 5, 6) else h.rjust(w[i]) for i, h in enumerate(head)).rstrip())
     for x in st:
-        lines.append("  ".join(v.ljust(w[i]) if i in (0, 5) else v.rjust(w[i]) for i, v in enumerate(x)).rstrip())
+        lines.append("  ".join(v.ljust(w[i]) if i in (0, 5, 6) else v.rjust(w[i]) for i, v in enumerate(x)).rstrip())
     s = result.summary
     if s.get("encoders"):
         lines.append(f"  {s['encoders']['text']}")
