@@ -48,7 +48,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARITY_RTOL = 1e-3
 # what vcgraph needs beyond the GPU machine's image (torch, numpy, pluggy, matplotlib, ... are there)
 WHEELS = ["pydantic", "pydantic-core", "annotated-types", "typing-inspection", "omegaconf", "soundfile",
-          "pyworld", "pocketsphinx", "resemblyzer", "webrtcvad-wheels", "librosa", "soxr", "audioread",
+          "pyworld", "pocketsphinx", "resemblyzer", "webrtcvad-wheels", "librosa==0.11.0", "soxr", "audioread",
           "lazy-loader", "pooch", "platformdirs", "decorator", "standard-aifc", "standard-sunau",
           "standard-chunk", "speechmos"]
 PURE_SDISTS = ["antlr4-python3-runtime==4.9.3"]  # omegaconf's parser runtime: source only, pure Python
@@ -317,15 +317,21 @@ def fetch_wheels(folder: str) -> int:
                         "manylinux2014_x86_64", "manylinux1_x86_64") for a in ("--platform", p)]
     wheel = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
              "3.12", "--implementation", "cp", *plat, "-d", folder]
-    source = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary=:all:", "-d", folder]
+    # the source archive only: no build isolation, so pip does not build the build's needs from source
+    source = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-build-isolation", "-d", folder]
+
+    def fetch_source(pkg: str) -> bool:
+        name = pkg.split("=")[0].split("<")[0].split(">")[0]
+        return subprocess.call(source + [f"--no-binary={name}", pkg]) == 0
+
     missing = []
     for pkg in WHEELS:
         if subprocess.call(wheel + [pkg], stderr=subprocess.DEVNULL) != 0:
             print(f"{pkg}: no cp312 wheel, fetching its source")
-            if subprocess.call(source + [pkg]) != 0:
+            if not fetch_source(pkg):
                 missing.append(pkg)
     for pkg in PURE_SDISTS:
-        if subprocess.call(source + [pkg]) != 0:
+        if not fetch_source(pkg):
             missing.append(pkg)
     files = sorted(glob.glob(os.path.join(folder, "*.whl")) + glob.glob(os.path.join(folder, "*.tar.gz")))
     total = sum(os.path.getsize(p) for p in files)

@@ -124,7 +124,7 @@ def add_eval_command(subparsers) -> argparse.ArgumentParser:
     o = p.add_argument_group("output")
     o.add_argument("--out-dir", metavar="DIR",
                    help="where converted wavs go (default: DIR/audio/outputs with --report, else a temp folder)")
-    o.add_argument("--report", metavar="DIR", help="write an HTML report folder (index.html, audio/, plots/)")
+    o.add_argument("--report", metavar="DIR", help="write an HTML report folder (index.html, results.json, audio/, plots/)")
     o.add_argument("--json", metavar="FILE", help="write all results as JSON ('-' for stdout)")
     o.add_argument("--skip", action="append", default=[],
                    choices=("similarity", "campp", "wer", "whisper", "f0", "dnsmos", "mcd", "ceilings"),

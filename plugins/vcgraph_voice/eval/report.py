@@ -43,7 +43,7 @@ table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.2em .5em;text-align:right;vertical-align:top} th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}
 table.cards td,table.cards th,table.compact td{white-space:nowrap;overflow-wrap:normal}
-table.compact td:first-child,table.cards.text td{white-space:normal;overflow-wrap:anywhere}
+table.compact td:first-child,table.cards.text td{white-space:normal;overflow-wrap:anywhere} table.text td{text-align:left}
 .wrap{max-width:100%;overflow-x:auto}
 .good{background:#e3f4e1} .fair{background:#fff3cd} .poor{background:#f9dcdc}
 .chip{display:inline-block;border-radius:.8em;padding:0 .6em;margin:.1em .2em .1em 0;font-size:.85em;border:1px solid #ccc}
