@@ -5,6 +5,11 @@
 - :mod:`.runner`: :func:`evaluate` drives a :class:`Converter` and returns an
   :class:`EvalResult` (``rows``, ``summary``, ``to_json()``, ``format_table()``);
 - :mod:`.metrics`: the metric functions (speaker similarity, WER, F0, DNSMOS, MCD);
+- :mod:`.campp`, :mod:`.whisper_asr`: the second, independent judges (CAM++ speaker encoder with
+  a Kaldi-style fbank front end; Whisper tiny.en), optional;
+- :mod:`.ceilings`: the target's own speech scored as a ceiling beside each figure;
+- :mod:`.columns`: what each column means (unit, better direction, judge) and the verdicts;
+- :mod:`.align`, :mod:`.loudness`: word alignment (wrong words marked) and level-matched copies;
 - :mod:`.report`: :func:`write_report`, a self-contained HTML folder with audio and plots;
 - :mod:`.cli`: the ``vcgraph eval`` subcommand.
 
@@ -40,7 +45,7 @@ __all__ = ["EvalItem", "EvalSet", "Voice", "ManifestError", "read_manifest", "it
            "MissingDependencyError", "EVAL_PACKAGES", "INSTALL_HINT", "write_report"]
 
 
-def write_report(result, out_dir, title="vcgraph eval"):
+def write_report(result, out_dir, title="vcgraph eval", plots=True):
     """See :func:`vcgraph_voice.eval.report.write_report` (imported lazily: it needs matplotlib)."""
     from .report import write_report as _write
-    return _write(result, out_dir, title)
+    return _write(result, out_dir, title, plots)

