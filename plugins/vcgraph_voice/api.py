@@ -29,7 +29,7 @@ from .errors import VoiceConversionError, VoiceInputError
 log = logging.getLogger("vcgraph.voice")
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
-PRESETS = ("quality", "fast")
+PRESETS = ("content", "quality", "fast")
 
 
 def preset_path(name_or_path: str) -> str:

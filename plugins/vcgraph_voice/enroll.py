@@ -21,7 +21,7 @@ from .methods import get_method
 from .profile import VoiceProfile
 from .validation import as_mono, check_audio
 
-DEFAULT_PRESETS = ("quality", "fast")
+DEFAULT_PRESETS = ("content", "quality", "fast")
 
 
 @functools.lru_cache(maxsize=8)

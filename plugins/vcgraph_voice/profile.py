@@ -6,8 +6,11 @@ A profile is a ``.vcp`` file: an ``.npz`` archive of plain arrays (loaded with
 - ``format``, ``version``: ``"vcgraph-profile"`` and the format version;
 - ``embedding``: the 256-d GE2E d-vector (resemblyzer compatible);
 - ``seconds``: how much reference audio was enrolled;
-- ``fast/<name>``, ``quality/<name>``: what each conversion method needs (statistics,
-  target frames), as returned by that method's enrollment.
+- ``content/<name>``, ``fast/<name>``, ``quality/<name>``: what each conversion method needs
+  (statistics, target frames), as returned by that method's enrollment.
+
+Version 2 added the ``content`` method's part; a version-1 profile still loads and serves the
+methods it has, and converting with a method it lacks is a clear error that says to enrol again.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from .errors import VoiceInputError
 from .validation import normalize_embedding
 
 FORMAT = "vcgraph-profile"
-VERSION = 1
+VERSION = 2
 MAX_PROFILE_BYTES = 512 * 1024 * 1024
 
 

@@ -51,9 +51,15 @@ def main():
     def emb(path):
         x, sr = sf.read(path, dtype="float32")
         return enc.embed_utterance(preprocess_wav(x, source_sr=sr))
-    cent = {v: vs.unit(np.mean([emb(wav(v, i)) for i in vs.span("17-24")], 0)) for v in voices}
     emb2 = vs.campp_encoder()
-    cent2 = {v: vs.unit(np.mean([emb2(wav(v, i)) for i in vs.span("17-24")], 0)) for v in voices}
+    cache = os.path.join(tempfile.gettempdir(), "vcgraph-sweep-centroids.npz")
+    if os.path.exists(cache):  # the judges' centroids of the dev voices do not change between runs
+        with np.load(cache) as c:
+            cent = {v: c["ge2e_" + v] for v in voices}; cent2 = {v: c["campp_" + v] for v in voices}
+    else:
+        cent = {v: vs.unit(np.mean([emb(wav(v, i)) for i in vs.span("17-24")], 0)) for v in voices}
+        cent2 = {v: vs.unit(np.mean([emb2(wav(v, i)) for i in vs.span("17-24")], 0)) for v in voices}
+        np.savez(cache, **{"ge2e_" + v: cent[v] for v in voices}, **{"campp_" + v: cent2[v] for v in voices})
     from pocketsphinx import Decoder
     dec = Decoder(samprate=16000, logfn="/dev/null")
     import librosa

@@ -34,7 +34,12 @@ class SynthesisStage(Stage):
             raise VoiceInputError(f"{self.name} needs '{self.method}' features, got '{features.method}'")
         shift = float(pitch_shift or 0.0)
         w = features.waveform
-        if speaker.profile is None or not speaker.profile.has(self.method):
+        if speaker.profile is not None and not speaker.profile.has(self.method):
+            raise VoiceInputError(
+                f"the target profile has no data for the '{self.method}' method (it was made by an "
+                f"older vcgraph, or enrolled for other presets: {', '.join(sorted(speaker.profile.methods)) or 'none'}); "
+                f"enrol it again with `vcgraph enroll REF.wav ... -o VOICE.vcp`")
+        if speaker.profile is None:
             from ..embedding_only import convert_with_embedding
             y = convert_with_embedding(w, speaker.embedding, shift)
         else:
