@@ -27,7 +27,9 @@ examples:
   vcgraph convert me.wav --target alice_embedding.npy -o out.wav     (embedding only: lower quality)
   vcgraph convert me.wav --target alice.vcp -o out.wav --set nodes.voice_synthesis.config.k=4 --report
 
-Presets: quality (default; best similarity, slower) and fast (real-time on a laptop CPU).
+Presets: quality (default; keeps the words best, RTF ~0.4), fast (real-time on a laptop CPU) and
+content (a content encoder trained here: closest to the target by both speaker encoders and
+fast, but it loses many words on voices unlike its training voices; see the README).
 --config also takes a YAML graph file of your own.
 """
 
@@ -38,8 +40,8 @@ def add_commands(sub) -> None:
                        epilog=ENROLL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("refs", nargs="+", metavar="REF", help="reference sound files (wav, flac, ...)")
     p.add_argument("-o", "--output", required=True, metavar="VOICE.vcp", help="profile file to write")
-    p.add_argument("--presets", default="quality,fast",
-                   help="presets whose conversion data to include (default: quality,fast)")
+    p.add_argument("--presets", default="content,quality,fast",
+                   help="presets whose conversion data to include (default: content,quality,fast)")
     p.add_argument("--set", "-s", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                    help="graph override applied to the presets' analysis (repeatable)")
     p.add_argument("--no-progress", action="store_true")
@@ -55,7 +57,7 @@ def add_commands(sub) -> None:
     p.add_argument("--pitch-shift", type=float, default=0.0, metavar="N",
                    help="extra pitch shift in semitones after mapping to the target's range")
     p.add_argument("--config", "-c", default="quality", metavar="PRESET|YAML",
-                   help="quality (default), fast, or a graph YAML file")
+                   help="quality (default), fast, content, or a graph YAML file")
     p.add_argument("--set", "-s", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                    help="graph override, e.g. settings.use_cuda=false (repeatable)")
     p.add_argument("--output-rate", type=int, metavar="HZ", help="output sample rate (default: the source's)")

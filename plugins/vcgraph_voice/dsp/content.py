@@ -31,6 +31,8 @@ class ContentParams:
     match_on: str = "bottleneck"    # "bottleneck" (64-d) or "posteriors" (log phone-state posteriors)
     context: int = 1                # +-context content frames (10 ms) concatenated for matching
     blend: float = 1.0              # weight of the matched envelope vs the statistics-mapped source's
+    replace: float = 1.0            # weight of the replaced envelope vs the content-shifted source's
+    shift_k: int = 16               # frames averaged on each side for the content-conditional shift
     keep_energy: float = 1.0        # how much of the source's frame-energy contour is kept
     smooth: int = 1                 # +-frames of temporal smoothing of the matched envelope (5 ms grid)
     target_ap: bool = True          # aperiodicity from the matched target frames (else the source's)
@@ -97,10 +99,11 @@ def knn_average(query: torch.Tensor, keys: torch.Tensor, values: list[torch.Tens
 @torch.no_grad()
 def synthesize(features: dict, target: dict, params: ContentParams, fast_params: "fast.FastParams",
                pitch_shift_semitones: float = 0.0) -> torch.Tensor:
+    """The converted waveform: matched envelope and aperiodicity, mapped F0, torch vocoder."""
     dev = features["log_env"].device
     t = {k: torch.as_tensor(np.asarray(v, dtype=np.float32) if np.asarray(v).dtype == np.float16 else v,
                             device=dev) for k, v in target.items() if k in ("content", "log_env", "ap")}
-    env_s, ap_s, voiced = features["log_env"], features["ap"], features["voiced"]
+    env_s, ap_s = features["log_env"], features["ap"]
     if t["log_env"].shape[1] != env_s.shape[1]:
         raise ValueError(f"profile envelopes have {t['log_env'].shape[1]} bins, the source "
                          f"{env_s.shape[1]}: enrol and convert at the same sample rate")
@@ -110,10 +113,15 @@ def synthesize(features: dict, target: dict, params: ContentParams, fast_params:
     if params.smooth:
         w = 2 * params.smooth + 1
         env_m = F.avg_pool1d(env_m.T[None], w, 1, params.smooth, count_include_pad=False)[0].T
-    # the statistics-mapped source envelope (the fast method) as the other half of a blend
-    mapped = None
-    if params.blend < 1.0:
-        mapped = fast.mapped_envelope(features, target, fast_params)
+    if params.replace < 1.0:
+        # keep the source's own dynamics: shift each source frame by how the target's frames of
+        # this content differ from the source's own frames of the same content
+        (t_mean,) = knn_average(q, keys, [t["log_env"]], params.shift_k, params.chunk)
+        (s_mean,) = knn_average(q, q, [env_s], params.shift_k, params.chunk)
+        shifted = env_s + (t_mean - s_mean)
+        env_m = params.replace * env_m + (1 - params.replace) * shifted
+    if params.blend < 1.0:  # the other part: the source's envelope mapped as the fast method does
+        mapped, _ = fast.mapped_envelope(features, target, fast_params)
         env_m = params.blend * env_m + (1 - params.blend) * mapped
     if params.keep_energy:
         e_s = 0.5 * torch.logsumexp(2 * env_s, 1, keepdim=True)

@@ -69,6 +69,10 @@ class ContentSynthesis(SynthesisStage):
                              "matched too, so chosen frames share the source's context")
         blend: float = Field(1.0, ge=0.0, le=1.0, description="weight of the matched target envelope (the "
                              "rest: the source's envelope mapped to the target's statistics)")
+        replace: float = Field(1.0, ge=0.0, le=1.0, description="weight of the replaced envelope; the rest "
+                               "is the source's own envelope shifted by how the target's frames of the same "
+                               "content differ from the source's (keeps the source's transitions)")
+        shift_k: int = Field(16, ge=1, le=128, description="frames averaged on each side for that shift")
         keep_energy: float = Field(1.0, ge=0.0, le=1.0, description="how much of the source's frame-energy "
                                    "contour is kept")
         smooth: int = Field(1, ge=0, le=8, description="frames (5 ms) each side of temporal smoothing of the "
@@ -79,7 +83,7 @@ class ContentSynthesis(SynthesisStage):
     def _params(self, device: str, k: int | None = None) -> "content.ContentParams":
         c = self.config
         return content.ContentParams(k=k or c.k, match_on=c.match_on, context=c.context, blend=c.blend,
-                                     keep_energy=c.keep_energy, smooth=c.smooth,
+                                     replace=c.replace, shift_k=c.shift_k, keep_energy=c.keep_energy, smooth=c.smooth,
                                      target_ap=c.target_aperiodicity, device=device)
 
     def convert(self, ctx, features, target, shift, k: int | None = None):
