@@ -407,6 +407,9 @@ def run_batch(pipeline, items: Iterable[BatchItem], outdir: str | os.PathLike, *
         raise UserError(f"unknown engine '{engine}' (engines: {', '.join(ENGINES)})")
     if workers < 1 and not (engine == "ray" and workers == 0):
         raise UserError(f"--workers must be at least 1 (got {workers})")
+    if engine == "ray":
+        from .batch_ray import import_ray
+        import_ray()  # what to install, before any work
     items = list(items)
     t0 = time.perf_counter()
     outdir = prepare_output_dir(outdir)
