@@ -41,7 +41,7 @@ def connect(address: str | None = None) -> bool:
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=address, log_to_driver=False, include_dashboard=False)
+        ray.init(address=address, log_to_driver=False, include_dashboard=False, logging_level=logging.WARNING)
     except (ConnectionError, ValueError) as exc:
         raise UserError(f"cannot connect to the Ray cluster at {address or 'a new local cluster'}: {exc}") from None
     return True
@@ -60,10 +60,10 @@ def actor_resources(workers: int | None) -> tuple[int, dict]:
 
 def _quiet_ray_data() -> None:
     import ray.data
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 class _BatchActor:

@@ -75,7 +75,7 @@ def read_manifest(path: str) -> list[tuple[int, dict]]:
     return rows
 
 
-def manifest_items(path: str, target: str | None = None, pitch_shift: float = 0.0) -> list[BatchItem]:
+def manifest_items(path: str, target: Any = None, pitch_shift: float = 0.0) -> list[BatchItem]:
     """One item per manifest row; a row without a target uses ``target`` (an error if none)."""
     base = os.path.dirname(os.path.abspath(path))
     items = []
@@ -85,33 +85,35 @@ def manifest_items(path: str, target: str | None = None, pitch_shift: float = 0.
         if not source:
             raise VoiceInputError(f"{where}: no source")
         source = os.path.join(base, source)
-        row_target = str(row.get("target") or "") or target
-        if not row_target:
+        row_target = os.path.join(base, str(row["target"])) if row.get("target") else target
+        if row_target is None:
             raise VoiceInputError(f"{where}: no target (give a 'target' column or --target)")
-        row_target = os.path.join(base, row_target) if row.get("target") else row_target
         try:
             shift = float(row["pitch_shift"]) if row.get("pitch_shift") not in (None, "") else pitch_shift
         except (TypeError, ValueError):
             raise VoiceInputError(f"{where}: pitch_shift '{row['pitch_shift']}' is not a number") from None
         rel = os.path.relpath(source, base)
-        default = os.path.join(os.path.splitext(os.path.basename(row_target))[0],
-                               rel if not rel.startswith("..") else os.path.basename(source))
+        voice = (os.path.splitext(os.path.basename(os.fspath(row_target)))[0]
+                 if isinstance(row_target, (str, os.PathLike)) else "target")
+        default = os.path.join(voice, rel if not rel.startswith("..") else os.path.basename(source))
         output = str(row.get("output") or "") or output_name(default)
         items.append(BatchItem(source, output, {"audio": source, "target": row_target, "pitch_shift": shift}))
-    missing = sorted({i.inputs["target"] for i in items if not os.path.isfile(i.inputs["target"])})
+    missing = sorted({os.fspath(t) for t in (i.inputs["target"] for i in items)
+                      if isinstance(t, (str, os.PathLike)) and not os.path.isfile(t)})
     if missing:
         raise VoiceInputError(f"{len(missing)} target file(s) not found (first: {missing[0]})")
     return items
 
 
-def input_items(source: str, outdir: str, target: str | None, pitch_shift: float = 0.0) -> list[BatchItem]:
-    """Items of a folder or a manifest. A folder needs ``target`` (for all its files)."""
+def input_items(source: str, outdir: str, target: Any, pitch_shift: float = 0.0) -> tuple[list[BatchItem], Any]:
+    """The items of a folder or a manifest, and the target common to all items (a folder's
+    ``target``; None for a manifest, whose items carry theirs)."""
     if os.path.isdir(source):
         if target is None:
             raise VoiceInputError("a folder needs --target (or give a manifest with a 'target' column)")
-        return folder_items(source, outdir, pitch_shift)
+        return folder_items(source, outdir, pitch_shift), target
     if source.lower().endswith((".csv", ".jsonl")):
-        return manifest_items(source, target, pitch_shift)
+        return manifest_items(source, target, pitch_shift), None
     if not os.path.exists(source):
         raise VoiceInputError(f"input not found: {source}")
     raise VoiceInputError(f"{source}: give a folder of audio files or a .csv/.jsonl manifest")
@@ -127,3 +129,51 @@ def convert_items(pipeline, items: Sequence[BatchItem], outdir: str, *, target: 
         workers = 0 if engine == "ray" else 1
     return run_batch(pipeline, items, outdir, workers=workers, engine=engine, address=address, resume=resume,
                      overwrite=overwrite, common_inputs=common, shared_inputs=("target",), progress=progress)
+
+
+def path_items(paths: Sequence, targets: Sequence | None, pitch_shift: float) -> list[BatchItem]:
+    """Items of a list of sound files, each written under its file name (``targets``: one per
+    file, or None when one target serves all)."""
+    items = []
+    for i, path in enumerate(paths):
+        path = os.path.abspath(os.fspath(path))
+        inputs: dict[str, Any] = {"audio": path, "pitch_shift": float(pitch_shift)}
+        if targets is not None:
+            inputs["target"] = targets[i]
+        items.append(BatchItem(path, output_name(os.path.basename(path)), inputs))
+    return items
+
+
+# -- a user's Ray dataset ---------------------------------------------------------------------
+def row_inputs(row: dict, *, audio_column: str, rate_column: str, pitch_shift: float) -> dict:
+    """Graph inputs from a dataset row; audio as Ray's ``read_audio`` gives it, ``(channels, frames)``,
+    or ``(frames,)``."""
+    import numpy as np
+    from vcgraph.audio import Audio
+    samples = np.asarray(row[audio_column], dtype=np.float32)
+    if samples.ndim == 2:
+        samples = samples[0] if samples.shape[0] == 1 else samples.T
+    return {"audio": Audio(samples, int(row[rate_column])), "pitch_shift": float(row.get("pitch_shift", pitch_shift))}
+
+
+def row_output(row: dict, outputs: dict | None, *, audio_column: str, rate_column: str, output_column: str) -> dict:
+    """The row without its input audio, plus ``output_column`` (converted samples, empty for a
+    failed row) at the rate now in ``rate_column``."""
+    import numpy as np
+    out = {k: v for k, v in row.items() if k != audio_column}
+    audio = outputs["audio"] if outputs else None
+    out[output_column] = np.asarray(audio.samples, dtype=np.float32) if audio else np.zeros(0, np.float32)
+    out[rate_column] = int(audio.sample_rate) if audio else int(row[rate_column])
+    return out
+
+
+def convert_dataset(ds, pipeline, target, *, audio_column: str = "amplitude", rate_column: str = "sample_rate",
+                    output_column: str = "converted", pitch_shift: float = 0.0, workers: int | None = None):
+    """``ds`` (a Ray dataset of audio, e.g. ``ray.data.read_audio(...)``) converted toward ``target``."""
+    from functools import partial
+    from vcgraph.batch_ray import map_dataset
+    return map_dataset(ds, pipeline,
+                       partial(row_inputs, audio_column=audio_column, rate_column=rate_column, pitch_shift=pitch_shift),
+                       partial(row_output, audio_column=audio_column, rate_column=rate_column,
+                               output_column=output_column),
+                       common_inputs={"target": target}, workers=workers)

@@ -67,14 +67,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
         from vcgraph.batch_ray import import_ray
         import_ray()  # says what to install before any work
     pipe = Pipeline.from_yaml(preset_path(args.config), args.overrides)
-    items = input_items(args.input, args.outdir, args.target, args.pitch_shift)
-    common_target = None
-    if os.path.isdir(args.input):
-        target = load_target(args.target)  # a bad profile is an error before any work
-        if not hasattr(target, "methods"):
-            print("vcgraph: note: the target is a bare embedding: the voice moves toward it, but a profile "
-                  "from `vcgraph enroll` converts much better", file=sys.stderr)
-        common_target = os.path.abspath(args.target)
+    target = os.path.abspath(args.target) if args.target else None
+    items, common_target = input_items(args.input, args.outdir, target, args.pitch_shift)
+    if target and not hasattr(load_target(target), "methods"):  # a bad profile fails here, before any work
+        print("vcgraph: note: the target is a bare embedding: the voice moves toward it, but a profile "
+              "from `vcgraph enroll` converts much better", file=sys.stderr)
     bar = None if args.no_progress else CountProgress(len(items), "batch")
     summary = convert_items(pipe, items, args.outdir, target=common_target, workers=args.workers,
                             engine=args.engine, address=args.address, resume=args.resume,
