@@ -229,7 +229,7 @@ def test_map_dataset_runs_a_users_ray_dataset_through_a_pipeline(triple, ray_clu
     ds = ray_cluster.data.from_items([{"id": i, "x": np.arange(3.0) + i} for i in range(4)])
     out = map_dataset(ds, triple, lambda row: {"x": row["x"]},
                       lambda row, outputs: {"id": row["id"], "y": outputs["y"] if outputs else np.zeros(3)},
-                      worker_init=eh.register_faults, workers=2)
+                      worker_init=eh.register_faults)
     rows = sorted(out.take_all(), key=lambda r: r["id"])
     assert [r["vcgraph_status"] for r in rows] == ["ok"] * 4
     for r in rows:

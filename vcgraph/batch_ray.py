@@ -47,15 +47,16 @@ def connect(address: str | None = None) -> bool:
     return True
 
 
-def actor_resources(workers: int | None) -> tuple[int, dict]:
+def actor_resources(workers: int | None, spare_cpus: int = 0) -> tuple[int, dict]:
     """How many actors and what each one asks for: a GPU each when the cluster has GPUs,
-    else one CPU each; by default as many actors as the cluster has GPUs (or CPUs)."""
+    else one CPU each; by default as many actors as the cluster has GPUs (or CPUs, less
+    ``spare_cpus`` left for the tasks that read a dataset: actors holding every CPU starve them)."""
     ray = import_ray()
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
     if gpus:
         return workers or gpus, {"num_gpus": 1}
-    return workers or max(1, cpus), {"num_cpus": 1}
+    return workers or max(1, cpus - spare_cpus), {"num_cpus": 1}
 
 
 def _quiet_ray_data() -> None:
@@ -146,9 +147,11 @@ def map_dataset(ds, pipeline, to_inputs: Callable[[dict], dict], to_row: Callabl
     when the cluster has GPUs). ``to_inputs(row)`` gives the graph inputs; ``to_row(row, outputs)``
     the output row (``outputs`` is None for a failed row, then ``vcgraph_status`` is ``error`` and
     ``vcgraph_error`` says why; ``keep_going=False`` raises instead). ``common_inputs`` go to every
-    run, read once per actor. Connect to Ray (``ray.init``) before calling this."""
+    run, read once per actor. By default one actor per GPU, or per CPU but one (the dataset's
+    read tasks need a CPU: with actors on every CPU they would wait forever). Connect to Ray
+    (``ray.init``) before calling this."""
     ray = import_ray()
-    size, resources = actor_resources(workers)
+    size, resources = actor_resources(workers, spare_cpus=1)
     spec = WorkerSpec.make(pipeline, {}, worker_init, dumps=ray.cloudpickle.dumps)
     return ds.map(_MapActor, fn_constructor_args=(spec, to_inputs, to_row, common_inputs, keep_going),
                   compute=ray.data.ActorPoolStrategy(size=size), **resources)
