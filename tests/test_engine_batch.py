@@ -3,7 +3,6 @@ existing outputs, resume after a kill, unwritable output folders, worker process
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import subprocess

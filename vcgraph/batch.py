@@ -25,7 +25,6 @@ import logging
 import os
 import pickle
 import socket
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field

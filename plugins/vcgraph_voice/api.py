@@ -147,8 +147,11 @@ class VoiceConversionPipeline:
             return self._batch_files(audio_list, target_embeddings, source_f0s, pitch_shift_semitones,
                                      progress_callback, continue_on_error, output_dir=output_dir, workers=workers,
                                      engine=engine, address=address, resume=resume, overwrite=overwrite)
-        if output_dir is not None:
-            raise VoiceInputError("output_dir is for a batch of files (paths, a folder or a manifest)")
+        given = [k for k, v in (("output_dir", output_dir), ("workers", workers), ("address", address)) if v is not None]
+        given += [k for k, v in (("engine", engine != "local"), ("resume", resume), ("overwrite", overwrite)) if v]
+        if given:
+            raise VoiceInputError(f"{', '.join(given)}: for a batch of files (paths, a folder or a manifest), "
+                                  "not arrays in memory")
         n = len(audio_list)
         targets = list(target_embeddings) if _is_target_list(target_embeddings, n) else [target_embeddings] * n
         if len(targets) != n:
