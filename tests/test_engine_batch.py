@@ -233,3 +233,15 @@ def test_map_dataset_runs_a_users_ray_dataset_through_a_pipeline(triple, ray_clu
     assert [r["vcgraph_status"] for r in rows] == ["ok"] * 4
     for r in rows:
         np.testing.assert_array_equal(r["y"], 3 * (np.arange(3.0) + r["id"]))
+
+
+def test_a_torn_last_line_of_the_results_file_does_not_spoil_the_next_run(tmp_path, triple):
+    items = make_inputs(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    run_batch(triple, items[:1], out)
+    with open(out / "results.jsonl", "a") as fh:
+        fh.write('{"source": "killed while writi')  # as a kill during the write leaves it
+    run_batch(triple, items, out, resume=True)
+    lines = read_results(out / "results.jsonl")
+    assert [(Path(r["source"]).name, r["status"]) for r in lines] == \
+        [("in0.npy", "ok"), ("in0.npy", "skipped"), ("in1.npy", "ok")]
