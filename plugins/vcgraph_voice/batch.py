@@ -22,6 +22,11 @@ KEPT_EXTENSIONS = (".wav", ".flac")  # outputs keep these; other sources are wri
 MANIFEST_COLUMNS = ("source", "target", "pitch_shift", "output")
 
 
+def absolute(target: Any) -> Any:
+    """A target path made absolute (Ray actors do not run in this folder); other values as they are."""
+    return os.path.abspath(target) if isinstance(target, (str, os.PathLike)) else target
+
+
 def output_name(relpath: str) -> str:
     """The output file for a source at ``relpath``: same path, ``.wav`` unless wav or flac."""
     stem, ext = os.path.splitext(relpath)
@@ -85,7 +90,7 @@ def manifest_items(path: str, target: Any = None, pitch_shift: float = 0.0) -> l
         if not source:
             raise VoiceInputError(f"{where}: no source")
         source = os.path.join(base, source)
-        row_target = os.path.join(base, str(row["target"])) if row.get("target") else target
+        row_target = os.path.join(base, str(row["target"])) if row.get("target") else absolute(target)
         if row_target is None:
             raise VoiceInputError(f"{where}: no target (give a 'target' column or --target)")
         try:
@@ -124,7 +129,7 @@ def convert_items(pipeline, items: Sequence[BatchItem], outdir: str, *, target: 
                   progress: Callable[[dict, int, int], None] | None = None) -> BatchSummary:
     """Run the engine's batch runner with the voice graph's inputs: ``target`` (a path, profile
     or embedding) for items without their own, each target read once per worker."""
-    common = {"target": target} if target is not None else None
+    common = {"target": absolute(target)} if target is not None else None
     if workers is None:
         workers = 0 if engine == "ray" else 1
     return run_batch(pipeline, items, outdir, workers=workers, engine=engine, address=address, resume=resume,
@@ -139,7 +144,7 @@ def path_items(paths: Sequence, targets: Sequence | None, pitch_shift: float) ->
         path = os.path.abspath(os.fspath(path))
         inputs: dict[str, Any] = {"audio": path, "pitch_shift": float(pitch_shift)}
         if targets is not None:
-            inputs["target"] = targets[i]
+            inputs["target"] = absolute(targets[i])
         items.append(BatchItem(path, output_name(os.path.basename(path)), inputs))
     return items
 
@@ -176,4 +181,4 @@ def convert_dataset(ds, pipeline, target, *, audio_column: str = "amplitude", ra
                        partial(row_inputs, audio_column=audio_column, rate_column=rate_column, pitch_shift=pitch_shift),
                        partial(row_output, audio_column=audio_column, rate_column=rate_column,
                                output_column=output_column),
-                       common_inputs={"target": target}, workers=workers)
+                       common_inputs={"target": absolute(target)}, workers=workers)
