@@ -58,3 +58,20 @@ def echo_env(monkeypatch, echo_target):
     yield echo_target
     vcgraph.plugins.reset_registry()
 
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local 2-CPU Ray cluster for the batch tests (skipped when Ray Data is not installed).
+
+    Actors get this test folder on PYTHONPATH, so they can import the test helpers too.
+    """
+    ray = pytest.importorskip("ray", reason="Ray is optional: pip install 'vcgraph[ray]'")
+    pytest.importorskip("ray.data", reason="Ray Data is optional: pip install 'vcgraph[ray]'")
+    import os
+    here = str(Path(__file__).resolve().parent)
+    path = os.pathsep.join([here] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}})
+    yield ray
+    ray.shutdown()

@@ -282,3 +282,10 @@ def subprocess_env(pythonpath: str | os.PathLike | None = None, **extra: str) ->
         env["PYTHONPATH"] = os.pathsep.join([os.fspath(pythonpath)] + [p for p in [env.get("PYTHONPATH")] if p])
     env.update(extra)
     return env
+
+
+def register_faults() -> None:
+    """Register the fault plugin with the process-wide registry (a batch worker's ``worker_init``)."""
+    from vcgraph.plugins import get_registry
+    if not get_registry().pm.has_plugin("faults"):
+        get_registry().register(FaultPlugin(), "faults")

@@ -130,15 +130,33 @@ class VoiceConversionPipeline:
             inputs["source_f0"] = source_f0
         return inputs
 
-    def batch_convert(self, audio_list: Sequence, target_embeddings, source_f0s: Sequence | None = None,
+    def batch_convert(self, audio_list, target_embeddings, source_f0s: Sequence | None = None,
                       pitch_shift_semitones: float = 0.0, progress_callback: ProgressCallback | None = None,
-                      continue_on_error: bool | None = None, sample_rate: int | None = None) -> list:
-        """Convert each item in turn; one target for all, or one per item.
+                      continue_on_error: bool | None = None, sample_rate: int | None = None, *,
+                      output_dir: str | os.PathLike | None = None, workers: int | None = None, engine: str = "local",
+                      address: str | None = None, resume: bool = False, overwrite: bool = False):
+        """Convert each item; one target for all, or one per item.
 
-        A failed item is ``None`` in the result when ``continue_on_error`` (default: the
-        config's ``fallback_on_error``) is true, else its error is raised. ``progress_callback``
-        receives the overall percent and ``item i/n``.
+        Arrays in memory: returns the converted arrays, a failed item ``None`` when
+        ``continue_on_error`` (default: the config's ``fallback_on_error``) is true, else its
+        error is raised. ``progress_callback`` receives the overall percent and ``item i/n``.
+
+        Files: ``audio_list`` is a list of sound-file paths, a folder, or a CSV/JSONL manifest,
+        and ``output_dir`` is required. Outputs are written there as ``vcgraph batch`` writes
+        them (atomically, ``results.jsonl``, ``resume``/``overwrite``, ``workers`` processes or
+        ``engine="ray"`` actors, ``address`` of a Ray cluster); returns the
+        :class:`vcgraph.batch.BatchSummary`. With ``continue_on_error=False`` a failed item
+        raises :class:`VoiceConversionError` after the run (the others are still done).
         """
+        if _is_file_input(audio_list):
+            return self._batch_files(audio_list, target_embeddings, source_f0s, pitch_shift_semitones,
+                                     progress_callback, continue_on_error, output_dir=output_dir, workers=workers,
+                                     engine=engine, address=address, resume=resume, overwrite=overwrite)
+        given = [k for k, v in (("output_dir", output_dir), ("workers", workers), ("address", address)) if v is not None]
+        given += [k for k, v in (("engine", engine != "local"), ("resume", resume), ("overwrite", overwrite)) if v]
+        if given:
+            raise VoiceInputError(f"{', '.join(given)}: for a batch of files (paths, a folder or a manifest), "
+                                  "not arrays in memory")
         n = len(audio_list)
         targets = list(target_embeddings) if _is_target_list(target_embeddings, n) else [target_embeddings] * n
         if len(targets) != n:
@@ -159,6 +177,47 @@ class VoiceConversionPipeline:
         if progress_callback:
             progress_callback(100.0, "completed")
         return results
+
+    def _batch_files(self, source, targets, source_f0s, pitch_shift, progress_callback, continue_on_error, *,
+                     output_dir, **run):
+        from .batch import convert_items, input_items, path_items
+        if output_dir is None:
+            raise VoiceInputError("a batch of files needs output_dir")
+        if source_f0s is not None:
+            raise VoiceInputError("source_f0s is for arrays in memory, not a batch of files")
+        if isinstance(source, (str, os.PathLike)):
+            items, common = input_items(os.fspath(source), os.fspath(output_dir), targets, pitch_shift)
+        else:
+            paths = list(source)
+            per_item = _is_target_list(targets, len(paths))
+            if per_item and len(targets) != len(paths):
+                raise VoiceInputError(f"{len(paths)} audio files but {len(targets)} targets")
+            items = path_items(paths, list(targets) if per_item else None, pitch_shift)
+            common = None if per_item else targets
+
+        def progress(result, done, total):
+            if progress_callback:
+                progress_callback(100.0 * done / max(total, 1), f"item {done}/{total}")
+
+        summary = convert_items(self.pipeline, items, os.fspath(output_dir), target=common, progress=progress, **run)
+        keep_going = self.config.fallback_on_error if continue_on_error is None else continue_on_error
+        failed = [r for r in summary.results if r["status"] == "error"]
+        if failed and not keep_going:
+            raise VoiceConversionError(f"{len(failed)} of {len(items)} items failed (first: {failed[0]['source']}: "
+                                       f"{failed[0]['error']}); see {summary.results_path}")
+        return summary
+
+    def convert_ray_dataset(self, ds, target, *, audio_column: str = "amplitude", rate_column: str = "sample_rate",
+                            output_column: str = "converted", pitch_shift_semitones: float = 0.0,
+                            workers: int | None = None):
+        """A Ray dataset of audio (``ray.data.read_audio(...)``: ``amplitude`` and ``sample_rate``
+        columns) mapped through this pipeline on Ray actors that load it once (GPU actors when
+        the cluster has GPUs). Lazy: the returned dataset has ``output_column`` (samples at the
+        config's rate, now in ``rate_column``), ``vcgraph_status`` and ``vcgraph_error`` instead
+        of the input audio. Call ``ray.init`` first."""
+        from .batch import convert_dataset
+        return convert_dataset(ds, self.pipeline, target, audio_column=audio_column, rate_column=rate_column,
+                               output_column=output_column, pitch_shift=pitch_shift_semitones, workers=workers)
 
     # -- monitoring ------------------------------------------------------------------------
     def get_stats(self) -> dict:
@@ -193,6 +252,14 @@ class VoiceConversionPipeline:
         inputs = self._inputs(audio, profile, None, 0.0, sr)
         for _ in range(num_iterations):
             self.pipeline.executor.run(inputs)  # the executor itself: not counted in get_stats()
+
+
+def _is_file_input(audio_list) -> bool:
+    """A folder or manifest path, or a non-empty list of paths (not arrays)."""
+    if isinstance(audio_list, (str, os.PathLike)):
+        return True
+    return (isinstance(audio_list, (list, tuple)) and bool(audio_list)
+            and all(isinstance(a, (str, os.PathLike)) for a in audio_list))
 
 
 def _is_target_list(targets, n: int) -> bool:

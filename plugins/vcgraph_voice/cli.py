@@ -66,6 +66,9 @@ def add_commands(sub) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_convert)
 
+    from .batch_cli import add_batch_command
+    add_batch_command(sub)
+
     try:
         from .eval.cli import add_eval_command
     except ImportError:
