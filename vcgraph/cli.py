@@ -11,12 +11,13 @@ import json
 import logging
 import os
 import sys
+import traceback
 from typing import Any, Sequence
 
 import numpy as np
 
 from . import __version__
-from .audio import Audio, write_audio
+from .audio import Audio, check_audio_output, check_output_path, write_audio
 from .errors import ConfigErrors, UserError, VCGraphError
 from .plugins import get_registry
 from .progress import ProgressBar
@@ -25,8 +26,8 @@ EXAMPLES = """\
 examples:
   vcgraph plugins                          what is installed, and which implementations run here
   vcgraph inspect preprocess               a stage's config keys, defaults and ports
-  vcgraph validate configs/default.yaml    check a graph without running it
-  vcgraph graph configs/default.yaml       Mermaid text of the graph (--format dot for Graphviz)
+  vcgraph validate configs/fast.yaml       check a graph without running it
+  vcgraph graph configs/fast.yaml          Mermaid text of the graph (--format dot for Graphviz)
   vcgraph run GRAPH.yaml --input audio=in.wav -o out.wav --set nodes.NODE.config.KEY=VALUE
 """
 
@@ -58,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_plugins)
 
-    p = sub.add_parser("inspect", help="show a stage type's config schema and ports")
+    p = sub.add_parser("inspect", help="show a stage type's config schema, ports and implementations")
     p.add_argument("stage", help="stage type name (see `vcgraph plugins`)")
-    p.add_argument("--json", action="store_true", help="JSON Schema of the config")
+    p.add_argument("--json", action="store_true", help="JSON: the config's JSON Schema, ports and implementations")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("validate", help="check a graph file without running it")
@@ -79,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_command(sub)
 
     _add_plugin_commands(sub)
+    for command in sub.choices.values():  # `vcgraph COMMAND ... --debug` works too
+        if not any("--debug" in a.option_strings for a in command._actions):
+            command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                 help="show tracebacks and debug logging")
     return parser
 
 
@@ -117,14 +122,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("vcgraph: interrupted", file=sys.stderr)
         return 130
     except VCGraphError as exc:
-        if args.debug:
-            raise
+        if args.debug:  # the traceback, then the same line and status as without --debug
+            traceback.print_exc()
         if isinstance(exc, UserError):
-            text = str(exc) if isinstance(exc, ConfigErrors) else str(exc).splitlines()[0]
+            text = str(exc) if isinstance(exc, ConfigErrors) else _first_line(exc)
             print(f"vcgraph: error: {text}", file=sys.stderr)
             return 2
-        print(f"vcgraph: failed: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"vcgraph: failed: {_first_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -134,10 +144,11 @@ def load_pipeline(config: str, overrides: list[str], **options: Any):
     return Pipeline.from_yaml(config, overrides, **options)
 
 
-def run_with_feedback(pipe, inputs: dict[str, Any], args: argparse.Namespace, write) -> None:
+def run_with_feedback(pipe, inputs: dict[str, Any], args: argparse.Namespace, write) -> int:
     """Run ``pipe`` with a progress bar (unless ``--no-progress``/``--json``), call
     ``write(outputs)``, then print the report as ``--json`` or ``--report`` ask and warn
-    about fallbacks."""
+    about fallbacks. Returns the exit status: 1 when the graph failed and the outputs
+    written are its fallback's, else 0."""
     bar = None if args.no_progress or args.json else ProgressBar(pipe.graph.name)
     result = pipe.run(inputs, progress_callback=bar)
     if bar:
@@ -148,13 +159,38 @@ def run_with_feedback(pipe, inputs: dict[str, Any], args: argparse.Namespace, wr
     elif args.report:
         print(result.report.format_table())
     print_run_warnings(result.report)
+    return 1 if result.report.fallback_used else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.config, args.overrides)
     inputs = parse_inputs(pipe.graph.spec.inputs, args.input)
-    run_with_feedback(pipe, inputs, args, lambda outputs: write_outputs(outputs, args.output, args.output_dir))
-    return 0
+    check_outputs_writable(pipe.graph, args.output, args.output_dir)
+    return run_with_feedback(pipe, inputs, args,
+                             lambda outputs: write_outputs(outputs, args.output, args.output_dir))
+
+
+def check_outputs_writable(graph, output: str | None, output_dir: str | None) -> None:
+    """Check ``-o`` / ``--output-dir`` before running, so a bad path costs no work."""
+    if output:
+        if len(graph.outputs) != 1:
+            raise UserError(f"-o needs a graph with one output; this one has {', '.join(graph.outputs)}: "
+                            "use --output-dir")
+        if _output_type(graph, next(iter(graph.outputs.values()))) == "audio":
+            check_audio_output(output)
+        else:
+            check_output_path(output)
+    if output_dir:
+        if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+            raise UserError(f"--output-dir {output_dir} is a file, not a directory")
+        check_output_path(os.path.join(output_dir, "probe"))
+
+
+def _output_type(graph, ref) -> str:
+    from .graph import GRAPH_INPUTS
+    if ref.node == GRAPH_INPUTS:
+        return graph.spec.inputs[ref.port].type
+    return graph.nodes[ref.node].stage_cls.outputs[ref.port].type
 
 
 def print_run_warnings(report) -> None:
@@ -164,7 +200,8 @@ def print_run_warnings(report) -> None:
             print(f"vcgraph: warning: node '{node.node}' fell back to {node.implementation}: {node.errors[0]}",
                   file=sys.stderr)
     if report.fallback_used:
-        print(f"vcgraph: warning: the graph failed ({report.error}); outputs are the fallback's", file=sys.stderr)
+        print(f"vcgraph: failed: the graph failed ({_first_line(report.error or '')}); "
+              "the outputs written are the fallback's", file=sys.stderr)
 
 
 def parse_inputs(declared: dict, items: list[str]) -> dict[str, Any]:
@@ -245,7 +282,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     reg = get_registry()
     cls = reg.stage(args.stage)
     if args.json:
-        print(json.dumps(cls.Config.model_json_schema(), indent=2))
+        print(json.dumps(stage_description(cls, reg.plugin_of(cls.name)), indent=2, default=str))
         return 0
     print(f"{cls.name}: {cls.description()}  (plugin: {reg.plugin_of(cls.name)})")
     print("\nconfig:")
@@ -266,6 +303,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         why = cls.unavailable_reason(kind)
         print(f"  {kind}: {'available' if why is None else 'unavailable: ' + why}")
     return 0
+
+
+def stage_description(cls, plugin: str) -> dict:
+    """What ``inspect --json`` prints: the config's JSON Schema, the ports, the implementations."""
+    def ports(table):
+        return {n: {"type": p.type, "optional": p.optional, "description": p.description} for n, p in table.items()}
+    return {"name": cls.name, "plugin": plugin, "description": cls.description(),
+            "config": cls.Config.model_json_schema(), "inputs": ports(cls.inputs), "outputs": ports(cls.outputs),
+            "implementations": {k: {"device": impl.device, "available": cls.unavailable_reason(k) is None,
+                                    "reason": cls.unavailable_reason(k)}
+                                for k, impl in cls.implementations().items()}}
 
 
 _BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "min_length": "min length", "max_length": "max length"}

@@ -25,7 +25,7 @@ import os
 from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -152,9 +152,11 @@ def load_graph_spec(source: str | os.PathLike | dict, overrides: list[str] | dic
             try:
                 conf = OmegaConf.create(yaml.safe_load(text) or {})
             except yaml.YAMLError as exc:
-                raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+                raise ConfigError(_yaml_error(path, exc)) from None
         dotlist = _as_dotlist(overrides)
+        _check_override_targets(conf, dotlist)
         for item in dotlist:
+            locations[item.partition("=")[0].strip()] = f"--set {item}"
             try:
                 conf = OmegaConf.merge(conf, OmegaConf.from_dotlist([item]))
             except yaml.YAMLError as exc:  # the value part is not valid YAML
@@ -186,6 +188,35 @@ def load_graph_spec(source: str | os.PathLike | dict, overrides: list[str] | dic
                           path="vcgraph", source=locations.get("vcgraph"))
     spec.locations = locations
     return spec
+
+
+def _yaml_error(path: str, exc: yaml.YAMLError) -> str:
+    """One line: ``file:line:column: not valid YAML: what`` (the YAML parser's own words)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
+    words = "; ".join(w for w in (getattr(exc, "problem", None), getattr(exc, "context", None)) if w)
+    return f"{where}: not valid YAML: {words or str(exc).splitlines()[0]}"
+
+
+def _check_override_targets(conf: Any, dotlist: list[str]) -> None:
+    """An override of ``nodes.NAME.*`` (or ``fallback.*``) must name a node the graph has,
+    unless the overrides create it (they set its ``stage``): a typo otherwise turns into a
+    puzzling "required key is missing" at a line of the file."""
+    if not isinstance(conf, DictConfig):
+        return  # not a mapping at all: said later
+    keys = [item.partition("=")[0].strip() for item in dotlist]
+    nodes = conf.get("nodes", None)
+    names = [str(n) for n in nodes.keys()] if isinstance(nodes, DictConfig) else []
+    for item, key in zip(dotlist, keys):
+        parts = key.split(".")
+        if parts[0] == "nodes" and len(parts) > 2 and parts[1] not in names \
+                and f"nodes.{parts[1]}.stage" not in keys:
+            raise ConfigError(f"the graph has no node '{parts[1]}' (nodes: {', '.join(names) or 'none'})",
+                              path=".".join(parts[:2]), source=f"--set {item}")
+        if parts[0] == "fallback" and len(parts) > 1 and conf.get("fallback", None) is None \
+                and "fallback.stage" not in keys:
+            raise ConfigError("the graph has no fallback node (set fallback.stage to add one)",
+                              path="fallback", source=f"--set {item}")
 
 
 def _pydantic_message(err: dict) -> str:
