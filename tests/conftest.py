@@ -13,8 +13,20 @@ ECHO_SRC = ROOT / "examples" / "vcgraph-echo"
 
 
 @pytest.fixture
-def registry():
-    """A fresh registry holding only the fault-injecting test plugin."""
+def cpu_only(monkeypatch):
+    """Hide any GPU (VCGRAPH_DISABLE_CUDA=1, also for subprocesses): tests that describe what
+    happens without CUDA then hold on a GPU machine too. ``fake_cuda`` still pretends one."""
+    from vcgraph.devices import cuda_available
+    monkeypatch.setenv("VCGRAPH_DISABLE_CUDA", "1")
+    cuda_available.cache_clear()
+    yield
+    cuda_available.cache_clear()
+
+
+@pytest.fixture
+def registry(cpu_only):
+    """A fresh registry holding only the fault-injecting test plugin (on a machine without CUDA,
+    unless the test asks for ``fake_cuda``)."""
     from engine_helpers import CALLS, make_registry
     CALLS.clear()
     return make_registry()
@@ -45,7 +57,7 @@ def echo_target(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def echo_env(monkeypatch, echo_target):
+def echo_env(monkeypatch, echo_target, cpu_only):
     """The installed echo plugin on sys.path, the process-wide registry reset around the test.
 
     VCGRAPH_PLUGINS=echo keeps the test independent of the other installed plugins.
@@ -58,3 +70,19 @@ def echo_env(monkeypatch, echo_target):
     yield echo_target
     vcgraph.plugins.reset_registry()
 
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say once why tests were skipped (most need ../shared, which users do not have)."""
+    from collections import Counter
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: Counter = Counter()
+    for report in skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    terminalreporter.write_sep("-", f"{len(skipped)} skipped")
+    for reason, n in reasons.most_common():
+        terminalreporter.write_line(f"{n:4d} {reason}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vcgraph.audio import read_audio, write_audio
+from vcgraph.audio import Audio, read_audio, write_audio
 from vcgraph.cli import run_with_feedback
 from vcgraph.progress import ProgressBar
 
@@ -23,6 +23,7 @@ examples:
   vcgraph convert me.wav --target alice.vcp -o me_as_alice.wav
   vcgraph convert me.wav --target alice.vcp -o out.wav --pitch-shift -2 --config fast
   vcgraph convert me.wav --target alice_embedding.npy -o out.wav     (embedding only: lower quality)
+  vcgraph convert me.wav --target alice_ref.wav -o out.wav           (enrols the reference first)
   vcgraph convert me.wav --target alice.vcp -o out.wav --set nodes.voice_synthesis.config.k=4 --report
 
 Presets: quality (default; best similarity, slower) and fast (real-time on a laptop CPU).
@@ -48,7 +49,8 @@ def add_commands(sub) -> None:
                        epilog=CONVERT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", metavar="SRC", help="source sound file")
     p.add_argument("--target", "-t", required=True, metavar="VOICE",
-                   help="target: a .vcp profile from `vcgraph enroll`, or a 256-d .npy embedding")
+                   help="target: a .vcp profile from `vcgraph enroll`, a 256-d .npy embedding, or a "
+                        "reference sound file (enrolled on the fly)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.wav")
     p.add_argument("--pitch-shift", type=float, default=0.0, metavar="N",
                    help="extra pitch shift in semitones after mapping to the target's range")
@@ -83,6 +85,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    from vcgraph.audio import check_audio_output
     from vcgraph.pipeline import Pipeline
     from .api import preset_path
     from .profile import load_target
@@ -91,10 +94,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
         overrides.append(f"nodes.postprocessing.config.sample_rate={args.output_rate}")
     pipe = Pipeline.from_yaml(preset_path(args.config), overrides)
     audio = read_audio(args.source)
+    check_audio_output(args.output, args.output_rate or audio.sample_rate)  # before any work
     target = load_target(args.target)
-    if not hasattr(target, "methods"):
+    if isinstance(target, Audio):  # reference audio: enrol it now, for this graph's method only
+        from .enroll import enroll_audio
+        print(f"vcgraph: note: enrolling {args.target} on the fly; `vcgraph enroll {args.target} -o VOICE.vcp` "
+              "once is faster when you convert to this voice again", file=sys.stderr)
+        target = enroll_audio([target], presets=[args.config], overrides=tuple(args.overrides))
+    elif not hasattr(target, "methods"):
         print("vcgraph: note: the target is a bare embedding: the voice moves toward it, but a profile "
               "from `vcgraph enroll` converts much better", file=sys.stderr)
-    run_with_feedback(pipe, {"audio": audio, "target": target, "pitch_shift": args.pitch_shift}, args,
-                      lambda outputs: write_audio(args.output, outputs["audio"]))
-    return 0
+    return run_with_feedback(pipe, {"audio": audio, "target": target, "pitch_shift": args.pitch_shift}, args,
+                             lambda outputs: write_audio(args.output, outputs["audio"]))
