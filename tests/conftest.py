@@ -73,6 +73,11 @@ def echo_env(monkeypatch, echo_target, cpu_only):
 
 
 def pytest_terminal_summary(terminalreporter):
+    _summarize_skips(terminalreporter)
+    _summarize_fuzz_cases(terminalreporter)
+
+
+def _summarize_skips(terminalreporter):
     """Say once why tests were skipped (most need ../shared, which users do not have)."""
     from collections import Counter
     skipped = terminalreporter.stats.get("skipped", [])
@@ -86,3 +91,15 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_sep("-", f"{len(skipped)} skipped")
     for reason, n in reasons.most_common():
         terminalreporter.write_line(f"{n:4d} {reason}")
+
+
+def _summarize_fuzz_cases(terminalreporter):
+    """The number of property-based cases run, per property and outcome."""
+    import sys
+    support = sys.modules.get("fuzz_support")
+    if support is None or not support.CASES:
+        return
+    total = sum(support.CASES.values())
+    terminalreporter.write_sep("-", f"{total} property-based cases run")
+    for name, n in sorted(support.CASES.items()):
+        terminalreporter.write_line(f"{n:6d}  {name}")

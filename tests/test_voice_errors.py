@@ -164,3 +164,28 @@ def test_reference_audio_path_as_target_in_python(pipe, tmp_path):
     x, sr = voice_data.source()
     y = pipe.convert(x, str(voice_data.target_paths()[0]), sample_rate=sr)
     assert np.isfinite(y).all() and len(y) == round(len(x) * 22050 / sr)
+
+
+# -- odd sample rates ------------------------------------------------------------------------
+def test_coprime_rates_resample_without_a_huge_kernel():
+    import math
+    import torch
+    from vcgraph_voice import resample as rs
+    assert rs.kernel_taps(17123, 22050) > 100 * rs.MAX_KERNEL_TAPS  # ~1.5 GB of taps as a sinc kernel
+    sr = 17123
+    x = torch.sin(2 * math.pi * 440 * torch.arange(sr) / sr)
+    y = rs.resample(x, sr, 22050)
+    assert y.shape == (22050,) and torch.isfinite(y).all()
+    spectrum = torch.fft.rfft(y).abs()
+    assert int(spectrum.argmax()) == 440  # 1 s of audio: bin = Hz
+    for rate in (8000, 16000, 44100, 48000, 96000, 192000):  # the usual rates keep the sinc kernel
+        assert rs.kernel_taps(rate, 22050) <= rs.MAX_KERNEL_TAPS
+
+
+def test_resampler_cache_stays_bounded():
+    import torch
+    from vcgraph_voice import resample as rs
+    x = torch.zeros(1000)
+    for rate in range(8000, 8000 + 50 * 100, 100):  # 50 rate pairs
+        rs.resample(x, rate, 22050)
+    assert len(rs._cache) <= rs._CACHE_SIZE

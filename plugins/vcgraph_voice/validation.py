@@ -24,6 +24,8 @@ def as_mono(samples, channels_last: bool | None = None) -> np.ndarray:
     if x.dtype.kind in "iu":  # integer PCM
         x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
     x = x.astype(np.float32, copy=False)
+    if x.ndim == 2 and x.size == 0:
+        return np.zeros(0, np.float32)
     if x.ndim == 2:
         if channels_last is None:
             channels_last = x.shape[1] <= x.shape[0] and x.shape[1] <= 16
@@ -58,7 +60,11 @@ def normalize_embedding(embedding) -> np.ndarray:
     if hasattr(embedding, "detach"):
         embedding = embedding.detach().cpu().numpy()
     try:
-        e = np.asarray(embedding, dtype=np.float32)
+        raw = np.asarray(embedding)
+        if raw.dtype.kind == "c":
+            raise VoiceInputError("target embedding must be real, got complex values")
+        with np.errstate(over="ignore"):  # values beyond float32 become Inf: refused below
+            e = raw.astype(np.float32)
     except (TypeError, ValueError):
         raise VoiceInputError(f"target embedding must be numeric, got {type(embedding).__name__}") from None
     if e.ndim == 2 and e.shape[0] == 1:
@@ -68,10 +74,11 @@ def normalize_embedding(embedding) -> np.ndarray:
                                    f"(1, {EMBEDDING_SIZE}), got {tuple(e.shape)}")
     if not np.isfinite(e).all():
         raise VoiceInputError("target embedding has NaN/Inf values")
-    norm = float(np.linalg.norm(e))
-    if norm < 1e-8:
+    peak = float(np.abs(e).max())
+    if peak == 0.0 or float(np.linalg.norm(e / peak)) * peak < 1e-8:
         raise VoiceInputError("target embedding is all zeros")
-    return e / norm
+    e = e / peak  # no overflow in the norm of large values
+    return (e / np.linalg.norm(e)).astype(np.float32)
 
 
 MAX_PITCH_SHIFT = 24.0  # semitones: two octaves either way
