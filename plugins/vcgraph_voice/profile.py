@@ -182,7 +182,7 @@ def check_method_data(method: str, data: dict[str, np.ndarray]) -> None:
     shapes = METHOD_SHAPES.get(method)
     if shapes is None:
         return
-    sizes: dict[str, int] = {}
+    sizes: dict[str, tuple[int, str]] = {}  # size letter -> (size, the array that set it)
     for name, dims in shapes.items():
         value = data.get(name)
         if value is None:
@@ -190,10 +190,16 @@ def check_method_data(method: str, data: dict[str, np.ndarray]) -> None:
         if value.ndim != len(dims):
             raise VoiceInputError(f"'{method}/{name}' has shape {value.shape}, expected {len(dims)} dimension(s)")
         for dim, n in zip(dims, value.shape):
-            want = sizes.setdefault(dim, n) if isinstance(dim, str) else dim
-            if n != want or n == 0:
-                raise VoiceInputError(f"'{method}/{name}' has shape {value.shape}: sizes do not agree "
-                                      f"with the other '{method}' arrays")
+            if n == 0:
+                raise VoiceInputError(f"'{method}/{name}' is empty (shape {value.shape})")
+            if isinstance(dim, int):
+                if n != dim:
+                    raise VoiceInputError(f"'{method}/{name}' has shape {value.shape}, expected size {dim}")
+                continue
+            want, other = sizes.setdefault(dim, (n, name))
+            if n != want:
+                raise VoiceInputError(f"'{method}/{name}' has shape {value.shape}, which does not match "
+                                      f"'{method}/{other}' (size {want})")
 
 
 def is_sound_file(path: str) -> bool:
