@@ -23,7 +23,8 @@ from vcgraph_voice.synthetic import speech_like
 
 def _wav_bytes(seconds: float = 0.5, sr: int = 16000, subtype: str = "PCM_16") -> bytes:
     buf = io.BytesIO()
-    sf.write(buf, speech_like(seconds, sr, seed=5), sr, format="WAV", subtype=subtype)
+    samples = speech_like(seconds, sr, seed=5) if int(seconds * sr) > 1 else np.zeros(int(seconds * sr), np.float32)
+    sf.write(buf, samples, sr, format="WAV", subtype=subtype)
     return buf.getvalue()
 
 

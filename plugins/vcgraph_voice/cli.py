@@ -72,7 +72,9 @@ def add_commands(sub) -> None:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    from vcgraph.audio import check_output_path
     from .enroll import enroll_files
+    check_output_path(args.output)  # before the analysis, not after
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     bar = None if args.no_progress else ProgressBar("enroll")
     profile = enroll_files(args.refs, presets=presets, overrides=args.overrides, progress=bar)

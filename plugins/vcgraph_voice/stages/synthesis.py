@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from vcgraph.stage import Port, Stage, implementation
-
 from vcgraph.errors import StageError
+from vcgraph.stage import Port, Stage, implementation
 
 from ..errors import VoiceInputError
 from ..features import VoiceFeatures
