@@ -130,8 +130,8 @@ class VoiceConversionPipeline:
             if isinstance(rate, float) and rate.is_integer():
                 rate = int(rate)
             audio = Audio(source_audio, rate)  # a rate that is no integer is refused by preprocessing
-        inputs: dict[str, Any] = {"audio": audio, "target": self._target(target),
-                                  "pitch_shift": check_pitch_shift(pitch_shift_semitones)}
+        shift = check_pitch_shift(pitch_shift_semitones)  # before any enrolment work
+        inputs: dict[str, Any] = {"audio": audio, "target": self._target(target), "pitch_shift": shift}
         if source_f0 is not None:
             inputs["source_f0"] = source_f0
         return inputs
