@@ -13,8 +13,20 @@ ECHO_SRC = ROOT / "examples" / "vcgraph-echo"
 
 
 @pytest.fixture
-def registry():
-    """A fresh registry holding only the fault-injecting test plugin."""
+def cpu_only(monkeypatch):
+    """Hide any GPU (VCGRAPH_DISABLE_CUDA=1, also for subprocesses): tests that describe what
+    happens without CUDA then hold on a GPU machine too. ``fake_cuda`` still pretends one."""
+    from vcgraph.devices import cuda_available
+    monkeypatch.setenv("VCGRAPH_DISABLE_CUDA", "1")
+    cuda_available.cache_clear()
+    yield
+    cuda_available.cache_clear()
+
+
+@pytest.fixture
+def registry(cpu_only):
+    """A fresh registry holding only the fault-injecting test plugin (on a machine without CUDA,
+    unless the test asks for ``fake_cuda``)."""
     from engine_helpers import CALLS, make_registry
     CALLS.clear()
     return make_registry()
@@ -45,7 +57,7 @@ def echo_target(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def echo_env(monkeypatch, echo_target):
+def echo_env(monkeypatch, echo_target, cpu_only):
     """The installed echo plugin on sys.path, the process-wide registry reset around the test.
 
     VCGRAPH_PLUGINS=echo keeps the test independent of the other installed plugins.
@@ -75,3 +87,36 @@ def ray_cluster():
              runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}})
     yield ray
     ray.shutdown()
+
+
+def pytest_terminal_summary(terminalreporter):
+    _summarize_skips(terminalreporter)
+    _summarize_fuzz_cases(terminalreporter)
+
+
+def _summarize_skips(terminalreporter):
+    """Say once why tests were skipped (most need ../shared, which users do not have)."""
+    from collections import Counter
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: Counter = Counter()
+    for report in skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    terminalreporter.write_sep("-", f"{len(skipped)} skipped")
+    for reason, n in reasons.most_common():
+        terminalreporter.write_line(f"{n:4d} {reason}")
+
+
+def _summarize_fuzz_cases(terminalreporter):
+    """The number of property-based cases run, per property and outcome."""
+    import sys
+    support = sys.modules.get("fuzz_support")
+    if support is None or not support.CASES:
+        return
+    total = sum(support.CASES.values())
+    terminalreporter.write_sep("-", f"{total} property-based cases run")
+    for name, n in sorted(support.CASES.items()):
+        terminalreporter.write_line(f"{n:6d}  {name}")

@@ -58,7 +58,7 @@ def test_bench_json_has_every_node_kind_and_duration(profile_path, capsys):
     assert timed <= elapsed
 
 
-def test_bench_reports_a_kind_that_cannot_run(profile_path):
+def test_bench_reports_a_kind_that_cannot_run(profile_path, cpu_only):
     rows = bench_graph(FAST, {"audio": read_audio(voice_data.EXAMPLES / "source.wav"),
                               "target": str(profile_path)}, durations=(0.5,), kinds=["cuda"], repeat=1)
     assert rows[0].error and "CUDA" in rows[0].error

@@ -13,9 +13,11 @@ sys.path.insert(0, os.path.join(ROOT, "plugins"))
 from vcgraph_voice.dsp import fast  # noqa: E402
 from vcgraph_voice.dsp.f0 import track_f0  # noqa: E402
 
+import voice_data  # noqa: E402
+
 DATA = os.environ.get("VCGRAPH_DEV_DATA", os.path.join(ROOT, "..", "shared", "data", "speech-dev"))
 HAVE_DATA = os.path.exists(os.path.join(DATA, "rms_01.wav"))
-needs_data = pytest.mark.skipif(not HAVE_DATA, reason=f"speech-dev data not found at {DATA}")
+needs_data = pytest.mark.skipif(not HAVE_DATA, reason=voice_data.DEV_REASON)
 SR = 22050
 
 
@@ -62,7 +64,7 @@ def _logmel(x, sr):
 @pytest.fixture(scope="module")
 def profiles():
     if not HAVE_DATA:
-        pytest.skip("no data")
+        pytest.skip(voice_data.DEV_REASON)
     p = fast.FastParams()
     return {v: fast.target_stats([fast.analyze(*_load(v, i), p) for i in range(1, 4)]) for v in ("rms", "slt")}
 
@@ -126,7 +128,7 @@ def test_embedding_only_mode_moves_toward_target():
     assert y.shape[0] == len(x) and torch.isfinite(y).all()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_matches_length():
     t = torch.arange(SR) / SR
     x = 0.3 * torch.sin(2 * math.pi * 140 * t) + 0.01 * torch.randn(SR)

@@ -14,7 +14,9 @@ DATA = Path(os.environ.get("VCGRAPH_DEV_DATA", REPO.parent / "shared" / "data" /
 if str(REPO / "plugins") not in sys.path:
     sys.path.insert(0, str(REPO / "plugins"))
 
-pytestmark = pytest.mark.skipif(not (DATA / "slt_01.wav").exists(), reason=f"no dev data at {DATA}")
+import voice_data  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not (DATA / "slt_01.wav").exists(), reason=voice_data.DEV_REASON)
 
 sf = pytest.importorskip("soundfile")
 pytest.importorskip("pyworld")

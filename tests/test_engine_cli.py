@@ -13,7 +13,6 @@ from engine_helpers import FaultPlugin, subprocess_env
 
 import vcgraph
 from vcgraph.cli import main
-from vcgraph.errors import ConfigError
 from vcgraph.hookspecs import hookimpl
 from vcgraph.plugins import register_plugin
 
@@ -89,10 +88,16 @@ def test_inspect(cli):
     assert "  cpu: available" in out and "  cuda: unavailable: CUDA is not available" in out
 
 
-def test_inspect_json_schema(cli):
+def test_inspect_json_schema_ports_and_implementations(cli):
     status, out, _ = cli("inspect", "--json", "echo")
     assert status == 0
-    schema = json.loads(out)
+    info = json.loads(out)
+    assert (info["name"], info["plugin"]) == ("echo", "echo")
+    assert info["inputs"] == {"audio": {"type": "audio", "optional": False, "description": "the dry signal"}}
+    assert set(info["outputs"]) == {"audio"} and info["outputs"]["audio"]["type"] == "audio"
+    assert info["implementations"]["cpu"] == {"device": "cpu", "available": True, "reason": None}
+    assert info["implementations"]["cuda"]["device"] == "cuda"
+    schema = info["config"]
     props = schema["properties"]
     assert set(props) == {"delay_ms", "feedback", "mix"}
     assert props["delay_ms"]["default"] == 250.0
@@ -174,8 +179,10 @@ def test_run_failure_and_graph_fallback(cli, tmp_path):
     status, _, err = cli("run", path, "--input", "x=[1, 2]", "-o", tmp_path / "x.npy",
                          "--set", "settings.fallback_on_error=true", "--set", "fallback.stage=safe",
                          "--set", "fallback.inputs.x=inputs.x")
-    assert status == 0, err
-    assert "outputs are the fallback's" in err
+    assert status == 1, err  # the fallback's output is written, but the run failed: not a success
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("vcgraph: failed: the graph failed ([n] every implementation failed")
+    assert last.endswith("the outputs written are the fallback's")
     np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), [0.0, 0.0])
 
 
@@ -199,7 +206,7 @@ def test_bad_yaml_key(cli, tmp_path):
     (["graph", ECHO_YAML, "--set", "vars.delay_ms=[1"], ["cannot parse the value"]),
     (["validate", ECHO_YAML, "-s", "nodes.echo.stage=nosuch"], ["[nodes.echo.stage]", "unknown stage type 'nosuch'"]),
     (["validate", ECHO_YAML, "-s", "vars.delay_ms=5000"], ["[nodes.echo.config.delay_ms]", "2000"]),
-    (["run", ECHO_YAML, "--input", "audio=/no/such.wav"], ["cannot read audio file /no/such.wav"]),
+    (["run", ECHO_YAML, "--input", "audio=/no/such.wav"], ["audio file not found: /no/such.wav"]),
     (["run", ECHO_YAML, "--input", "voice=x.wav"], ["the graph has no input 'voice'"]),
     (["run", ECHO_YAML], ["missing graph input(s): audio"]),
 ])
@@ -220,9 +227,14 @@ def test_unknown_stage_in_a_graph_file(cli, tmp_path):
     assert "unknown stage type 'gian'" in line and f"{path}:" in line and "[nodes.level.stage]" in line
 
 
-def test_debug_raises_with_traceback(cli, tmp_path):
-    with pytest.raises(ConfigError, match="graph file not found"):
-        main(["--debug", "validate", str(tmp_path / "missing.yaml")])
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback_and_keeps_the_status(cli, tmp_path, where):
+    missing = str(tmp_path / "missing.yaml")
+    argv = ["--debug", "validate", missing] if where == "before" else ["validate", missing, "--debug"]
+    status, _, err = cli(*argv)
+    assert status == 2  # a user error stays a user error with --debug
+    assert "Traceback (most recent call last)" in err and "vcgraph.errors.ConfigError" in err
+    assert err.strip().splitlines()[-1] == f"vcgraph: error: graph file not found: {missing}"
 
 
 def test_no_command_prints_help(cli):
@@ -281,6 +293,96 @@ def test_debug_traceback_subprocess(tmp_path, echo_target):
     assert "[nodes.echo.config.mix]" in plain.stderr
     debug = subprocess.run(_vcgraph_command() + ["--debug", "validate", str(path)], capture_output=True, text=True,
                            env=env, timeout=60)
-    assert debug.returncode == 1
+    assert debug.returncode == 2
     assert "Traceback (most recent call last)" in debug.stderr
     assert "vcgraph.errors.ConfigError" in debug.stderr and "[nodes.echo.config.mix]" in debug.stderr
+
+
+# -- hardening: each mistake is one line, found before any work -------------------------------
+@pytest.mark.parametrize("text, where, words", [
+    ("vcgraph: 1\nnodes:\n  a: {stage: x\n  b: 2\n", ":4:4:", ["not valid YAML", "expected ',' or '}'"]),
+    ("vcgraph: 1\nnodes: [1, 2\n", ":3:1:", ["not valid YAML", "flow sequence"]),
+    ("name: a: b\n", ":1:8:", ["not valid YAML", "mapping values are not allowed here"]),
+])
+def test_yaml_syntax_error_has_line_and_column(cli, tmp_path, text, where, words):
+    path = tmp_path / "broken.yaml"
+    path.write_text(text)
+    status, _, err = cli("validate", path)
+    assert status == 2
+    line = one_error_line(err)
+    assert f"{path}{where}" in line, line
+    for word in words:
+        assert word in line
+
+
+def test_set_naming_a_missing_node_says_so(cli):
+    status, _, err = cli("validate", ECHO_YAML, "--set", "nodes.ecoh.config.mix=1")
+    assert status == 2
+    line = one_error_line(err)
+    assert "--set nodes.ecoh.config.mix=1" in line and "the graph has no node 'ecoh' (nodes: echo, level)" in line
+    assert "required key is missing" not in line
+
+
+def test_set_errors_point_at_the_override_not_the_file(cli):
+    status, _, err = cli("validate", ECHO_YAML, "--set", "nodes.echo.config.mixx=1")
+    line = one_error_line(err)
+    assert status == 2 and line.startswith("vcgraph: error: --set nodes.echo.config.mixx=1 [nodes.echo.config.mixx]")
+    assert "unknown config key for stage 'echo'" in line and f"{ECHO_YAML}:" not in line
+    status, _, err = cli("validate", ECHO_YAML, "--set", "fallback.config.x=1")
+    assert status == 2 and "the graph has no fallback node" in one_error_line(err)
+
+
+def test_set_may_create_a_node_that_names_its_stage(cli):
+    status, out, err = cli("validate", ECHO_YAML, "--set", "nodes.extra.stage=gain",
+                           "--set", "nodes.extra.inputs.audio=level.audio", "--set", "outputs.audio=extra.audio")
+    assert status == 0, err
+    assert "3 nodes: echo -> level -> extra" in out
+
+
+@pytest.mark.parametrize("name, words", [
+    ("out.xyz", ["extension '.xyz' names no sound format", ".wav, .flac"]),
+    ("out", ["no extension to tell the sound format"]),
+])
+def test_a_bad_output_path_stops_the_run_before_it_starts(cli, wav, tmp_path, monkeypatch, name, words):
+    ran = []
+    monkeypatch.setattr("vcgraph.pipeline.Pipeline.run", lambda *a, **k: ran.append(1))
+    status, _, err = cli("run", ECHO_YAML, "-i", f"audio={wav[0]}", "-o", tmp_path / name, "--no-progress")
+    assert status == 2 and not ran
+    line = one_error_line(err)
+    for word in words:
+        assert word in line
+    status, _, err = cli("run", ECHO_YAML, "-i", f"audio={wav[0]}", "-o", tmp_path, "--no-progress")
+    assert status == 2 and not ran and "is a directory" in one_error_line(err)
+
+
+@pytest.mark.parametrize("ext, subtype", [("flac", "PCM_16"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III")])
+def test_run_writes_other_sound_formats(cli, wav, tmp_path, ext, subtype):
+    out = tmp_path / f"out.{ext}"
+    status, _, err = cli("run", ECHO_YAML, "-i", f"audio={wav[0]}", "-o", out, "--no-progress")
+    assert status == 0, err
+    info = sf.info(str(out))
+    assert info.subtype == subtype and info.samplerate == SR
+    assert not list(tmp_path.glob("*.part"))  # written whole, through a temporary name
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", ["the file is empty"]),
+    (b"just some text\n", ["cannot read audio file", "is it a sound file?"]),
+    (b"RIFF\x24\x08\x00\x00WAVEfmt ", ["cannot read audio file"]),  # a WAV cut off in its header
+])
+def test_odd_input_files_are_one_line_errors(cli, tmp_path, content, words):
+    path = tmp_path / "in.wav"
+    path.write_bytes(content)
+    status, _, err = cli("run", ECHO_YAML, "-i", f"audio={path}", "-o", tmp_path / "o.wav")
+    assert status == 2
+    line = one_error_line(err)
+    for word in words:
+        assert word in line
+
+
+def test_help_examples_name_files_that_exist(cli):
+    import re
+    from vcgraph.cli import EXAMPLES
+    root = Path(__file__).resolve().parents[1]
+    named = re.findall(r"configs/[\w.-]+\.yaml", EXAMPLES)
+    assert named and all((root / n).is_file() for n in named), named

@@ -26,6 +26,8 @@ from vcgraph_voice.eval import metrics as M  # noqa: E402
 from vcgraph_voice.eval.manifest import (EvalSet, ManifestError, items_from_args, read_manifest,  # noqa: E402
                                          voices_from_specs)
 
+import voice_data  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.normpath(os.environ.get("VCGRAPH_DEV_DATA", os.path.join(REPO, "..", "shared", "data", "speech-dev")))
 SCORING = ("resemblyzer", "pocketsphinx", "speechmos", "onnxruntime", "matplotlib", "pyworld", "librosa")
@@ -41,7 +43,7 @@ def sentence(i: int) -> str:
 
 
 needs_data = pytest.mark.skipif(not os.path.isfile(os.path.join(DATA, "sentences.txt")),
-                                reason=f"speech-dev data not found at {DATA} (set VCGRAPH_DEV_DATA)")
+                                reason=voice_data.DEV_REASON)
 
 
 def _need_scoring():
@@ -320,7 +322,7 @@ def scorers():
 @pytest.fixture(scope="module")
 def eval_set() -> EvalSet:
     if not os.path.isfile(os.path.join(DATA, "sentences.txt")):
-        pytest.skip(f"speech-dev data not found at {DATA}")
+        pytest.skip(voice_data.DEV_REASON)
     voices = voices_from_specs([f"slt={wav('slt', 1)},{wav('slt', 2)}"], [f"slt={wav('slt', 17)},{wav('slt', 18)}"])
     return items_from_args([wav("rms", 9), wav("awb", 10)], ["slt"], texts=[sentence(9), sentence(10)],
                            parallel_targets=[wav("slt", 9), wav("slt", 10)], voices=voices)
@@ -627,7 +629,7 @@ def test_command_converter(tmp_path, capsys):
 
 def test_profile_target_is_loaded_not_enrolled(scorers, tmp_path):
     if not os.path.isfile(os.path.join(DATA, "sentences.txt")):
-        pytest.skip("no speech-dev data")
+        pytest.skip(voice_data.DEV_REASON)
     from vcgraph_voice.eval.runner import evaluate
     emb = scorers.encoder.centroid([scorers.embed(wav("slt", 17)), scorers.embed(wav("slt", 18))])
     prof = tmp_path / "slt.npy"

@@ -78,7 +78,10 @@ def test_echo_yaml_defaults_and_validation(echo_env):
     with pytest.raises(ConfigError) as info:
         Pipeline.from_yaml(ECHO_YAML, overrides=["nodes.echo.config.feedback=0.99"])
     assert info.value.path == "nodes.echo.config.feedback" and "0.95" in str(info.value)
-    assert f"{ECHO_YAML}:" in str(info.value)
+    assert info.value.source == "--set nodes.echo.config.feedback=0.99"  # where the bad value came from
+    with pytest.raises(ConfigError) as info:
+        Pipeline.from_yaml(ECHO_YAML, overrides=["nodes.echo.config.feedbak=0.5"])
+    assert "unknown config key" in str(info.value) and info.value.source.startswith("--set ")
     with pytest.raises(ConfigError, match="delay_ms"):
         Pipeline.from_yaml(ECHO_YAML, overrides=["vars.delay_ms=0"])
 

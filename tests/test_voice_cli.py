@@ -61,11 +61,11 @@ def test_convert_with_a_bare_npy_embedding(profile_path, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["convert", "nope.wav", "--target", "x.vcp", "-o", "o.wav"], "cannot read audio file"),
+    (["convert", "nope.wav", "--target", "x.vcp", "-o", "o.wav"], "audio file not found: nope.wav"),
     (["convert", str(voice_data.EXAMPLES / "source.wav"), "--target", "missing.vcp", "-o", "o.wav"], "profile not found"),
     (["convert", str(voice_data.EXAMPLES / "source.wav"), "--target", "x.npy", "-o", "o.wav", "-c", "nope.yaml"],
-     "graph file not found"),
-    (["enroll", "nope.wav", "-o", "x.vcp"], "cannot read audio file"),
+     "'nope.yaml' is neither a preset (quality, fast) nor a graph file"),
+    (["enroll", "nope.wav", "-o", "x.vcp"], "audio file not found: nope.wav"),
 ])
 def test_user_errors_are_one_line_without_traceback(args, message):
     proc = vcgraph(*args, check=False)

@@ -10,6 +10,8 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "audio"
 DEV = Path(os.environ.get("VCGRAPH_DEV_DATA", ROOT.parent / "shared" / "data" / "speech-dev"))
+#: the one skip reason of every test that needs the development data (users do not have it)
+DEV_REASON = f"needs the speech-dev data set (../shared/data/speech-dev or $VCGRAPH_DEV_DATA), not found at {DEV}"
 
 
 def read(path) -> tuple[np.ndarray, int]:

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 from typing import Sequence
 
 from . import __version__
@@ -22,8 +23,8 @@ EXAMPLES = """\
 examples:
   vcgraph plugins                          what is installed, and which implementations run here
   vcgraph inspect preprocess               a stage's config keys, defaults and ports
-  vcgraph validate configs/default.yaml    check a graph without running it
-  vcgraph graph configs/default.yaml       Mermaid text of the graph (--format dot for Graphviz)
+  vcgraph validate configs/fast.yaml       check a graph without running it
+  vcgraph graph configs/fast.yaml          Mermaid text of the graph (--format dot for Graphviz)
   vcgraph run GRAPH.yaml --input audio=in.wav -o out.wav --set nodes.NODE.config.KEY=VALUE
 """
 
@@ -56,9 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON output")
     p.set_defaults(func=cmd_plugins)
 
-    p = sub.add_parser("inspect", help="show a stage type's config schema and ports")
+    p = sub.add_parser("inspect", help="show a stage type's config schema, ports and implementations")
     p.add_argument("stage", help="stage type name (see `vcgraph plugins`)")
-    p.add_argument("--json", action="store_true", help="JSON Schema of the config")
+    p.add_argument("--json", action="store_true", help="JSON: the config's JSON Schema, ports and implementations")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("validate", help="check a graph file without running it")
@@ -79,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     # a plugin whose hook fails (a lazy import, say) is recorded like a plugin that failed
     # to load, so `vcgraph plugins` still works
     get_registry().add_commands(sub)
+    for command in sub.choices.values():  # `vcgraph COMMAND ... --debug` works too
+        if not any("--debug" in a.option_strings for a in command._actions):
+            command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                 help="show tracebacks and debug logging")
     return parser
 
 
@@ -106,13 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("vcgraph: interrupted", file=sys.stderr)
         return 130
     except VCGraphError as exc:
-        if args.debug:
-            raise
+        if args.debug:  # the traceback, then the same line and status as without --debug
+            traceback.print_exc()
         if isinstance(exc, UserError):
-            text = str(exc) if isinstance(exc, ConfigErrors) else str(exc).splitlines()[0]
+            text = str(exc) if isinstance(exc, ConfigErrors) else _first_line(exc)
             print(f"vcgraph: error: {text}", file=sys.stderr)
             return 2
-        print(f"vcgraph: failed: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"vcgraph: failed: {_first_line(exc)}", file=sys.stderr)
         return 1
 
 
@@ -126,12 +131,43 @@ def _missing_command_hint(parser: argparse.ArgumentParser, argv: list[str]) -> s
     return f"unknown command '{command}': {note}, and commands such as `convert` come from plugins"
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 # -- commands --------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.config, args.overrides)
     inputs = parse_inputs(pipe.graph.spec.inputs, args.input)
-    run_with_feedback(pipe, inputs, args, lambda outputs: write_outputs(outputs, args.output, args.output_dir))
-    return 0
+    check_outputs_writable(pipe.graph, args.output, args.output_dir)
+    return run_with_feedback(pipe, inputs, args,
+                             lambda outputs: write_outputs(outputs, args.output, args.output_dir))
+
+
+def check_outputs_writable(graph, output: str | None, output_dir: str | None) -> None:
+    """Check ``-o`` / ``--output-dir`` before running, so a bad path costs no work."""
+    import os
+    from .audio import check_audio_output, check_output_path
+    if output:
+        if len(graph.outputs) != 1:
+            raise UserError(f"-o needs a graph with one output; this one has {', '.join(graph.outputs)}: "
+                            "use --output-dir")
+        if _output_type(graph, next(iter(graph.outputs.values()))) == "audio":
+            check_audio_output(output)
+        else:
+            check_output_path(output)
+    if output_dir:
+        if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+            raise UserError(f"--output-dir {output_dir} is a file, not a directory")
+        check_output_path(os.path.join(output_dir, "probe"))
+
+
+def _output_type(graph, ref) -> str:
+    from .graph import GRAPH_INPUTS
+    if ref.node == GRAPH_INPUTS:
+        return graph.spec.inputs[ref.port].type
+    return graph.nodes[ref.node].stage_cls.outputs[ref.port].type
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -180,7 +216,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     reg = get_registry()
     cls = reg.stage(args.stage)
     if args.json:
-        print(json.dumps(cls.Config.model_json_schema(), indent=2))
+        print(json.dumps(stage_description(cls, reg.plugin_of(cls.name)), indent=2, default=str))
         return 0
     print(f"{cls.name}: {cls.description()}  (plugin: {reg.plugin_of(cls.name)})")
     print("\nconfig:")
@@ -203,6 +239,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         why = cls.unavailable_reason(kind)
         print(f"  {kind}: {'available' if why is None else 'unavailable: ' + why}")
     return 0
+
+
+def stage_description(cls, plugin: str) -> dict:
+    """What ``inspect --json`` prints: the config's JSON Schema, the ports, the implementations."""
+    def ports(table):
+        return {n: {"type": p.type, "optional": p.optional, "description": p.description} for n, p in table.items()}
+    return {"name": cls.name, "plugin": plugin, "description": cls.description(),
+            "config": cls.Config.model_json_schema(), "inputs": ports(cls.inputs), "outputs": ports(cls.outputs),
+            "implementations": {k: {"device": impl.device, "available": cls.unavailable_reason(k) is None,
+                                    "reason": cls.unavailable_reason(k)}
+                                for k, impl in cls.implementations().items()}}
 
 
 _BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "min_length": "min length", "max_length": "max length"}

@@ -19,10 +19,11 @@ def load_pipeline(config: str, overrides: list[str], **options: Any):
     return Pipeline.from_yaml(config, overrides, **options)
 
 
-def run_with_feedback(pipe, inputs: dict[str, Any], args: argparse.Namespace, write) -> None:
+def run_with_feedback(pipe, inputs: dict[str, Any], args: argparse.Namespace, write) -> int:
     """Run ``pipe`` with a progress bar (unless ``--no-progress``/``--json``), call
     ``write(outputs)``, then print the report as ``--json`` or ``--report`` ask and warn
-    about fallbacks."""
+    about fallbacks. Returns the exit status: 1 when the graph failed and the outputs
+    written are its fallback's, else 0."""
     from .progress import ProgressBar
     bar = None if args.no_progress or args.json else ProgressBar(pipe.graph.name)
     result = pipe.run(inputs, progress_callback=bar)
@@ -34,6 +35,7 @@ def run_with_feedback(pipe, inputs: dict[str, Any], args: argparse.Namespace, wr
     elif args.report:
         print(result.report.format_table())
     print_run_warnings(result.report)
+    return 1 if result.report.fallback_used else 0
 
 
 def print_run_warnings(report) -> None:
@@ -43,7 +45,9 @@ def print_run_warnings(report) -> None:
             print(f"vcgraph: warning: node '{node.node}' fell back to {node.implementation}: {node.errors[0]}",
                   file=sys.stderr)
     if report.fallback_used:
-        print(f"vcgraph: warning: the graph failed ({report.error}); outputs are the fallback's", file=sys.stderr)
+        lines = str(report.error or "").splitlines()
+        print(f"vcgraph: failed: the graph failed ({lines[0] if lines else 'unknown error'}); "
+              "the outputs written are the fallback's", file=sys.stderr)
 
 
 def parse_inputs(declared: dict, items: list[str]) -> dict[str, Any]:

@@ -18,6 +18,12 @@ A graph file looks like::
 omegaconf gives interpolation (``${settings.sample_rate}``) and dotted overrides
 (``nodes.louder.config.factor=3``). Every error names the key path and, where the file is
 known, ``file:line``.
+
+A graph file is data, never code: only references to other keys are interpolated; resolver
+calls (``${oc.env:HOME}``, ``${oc.decode:...}``, any ``${name:...}``) are refused, so a graph
+from someone else cannot read the environment. YAML aliases that expand beyond
+:data:`MAX_NODES` values, nesting deeper than :data:`MAX_DEPTH` and self-referencing
+structures are refused before omegaconf copies them.
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ import os
 from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,6 +39,8 @@ from .errors import ConfigError, ConfigErrors
 from .stage import KNOWN_KINDS
 
 SPEC_VERSION = 1
+MAX_NODES = 100_000  # values in a graph file, YAML aliases expanded
+MAX_DEPTH = 64
 
 
 class _Strict(BaseModel):
@@ -106,21 +114,24 @@ def _yaml_locations(text: str, filename: str) -> dict[str, str]:
     out: dict[str, str] = {}
     try:
         root = yaml.compose(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return out
 
-    def walk(node: Any, prefix: str) -> None:
+    def walk(node: Any, prefix: str, depth: int) -> None:
+        # aliases share nodes: stop at the limits the data check enforces (it says why)
+        if depth > MAX_DEPTH or len(out) > MAX_NODES:
+            return
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 path = f"{prefix}.{key.value}" if prefix else str(key.value)
                 out[path] = f"{filename}:{key.start_mark.line + 1}"
-                walk(value, path)
+                walk(value, path, depth + 1)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 out[f"{prefix}.{i}"] = f"{filename}:{item.start_mark.line + 1}"
-                walk(item, f"{prefix}.{i}")
+                walk(item, f"{prefix}.{i}", depth + 1)
 
-    walk(root, "")
+    walk(root, "", 0)
     return out
 
 
@@ -145,6 +156,7 @@ def load_graph_spec(source: str | os.PathLike | dict, overrides: list[str] | dic
     locations: dict[str, str] = {}
     try:
         if isinstance(source, dict):
+            _check_plain_data(source, locations)
             conf = OmegaConf.create(source)
         else:
             path = os.fspath(source)
@@ -154,11 +166,19 @@ def load_graph_spec(source: str | os.PathLike | dict, overrides: list[str] | dic
                 text = fh.read()
             locations = _yaml_locations(text, path)
             try:
-                conf = OmegaConf.create(yaml.safe_load(text) or {})
+                raw = yaml.safe_load(text) or {}
             except yaml.YAMLError as exc:
-                raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+                raise ConfigError(_yaml_error(path, exc)) from None
+            except RecursionError:
+                raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
+            _check_plain_data(raw, locations, path)
+            conf = OmegaConf.create(raw)
         dotlist = _as_dotlist(overrides)
+        _check_override_targets(conf, dotlist)
         for item in dotlist:
+            key, _, value = item.partition("=")
+            locations[key.strip()] = f"--set {item}"
+            _refuse_resolvers(value, key.strip(), f"--set {item}")
             try:
                 conf = OmegaConf.merge(conf, OmegaConf.from_dotlist([item]))
             except yaml.YAMLError as exc:  # the value part is not valid YAML
@@ -190,6 +210,94 @@ def load_graph_spec(source: str | os.PathLike | dict, overrides: list[str] | dic
                           path="vcgraph", source=locations.get("vcgraph"))
     spec.locations = locations
     return spec
+
+
+def _yaml_error(path: str, exc: yaml.YAMLError) -> str:
+    """One line: ``file:line:column: not valid YAML: what`` (the YAML parser's own words)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
+    words = "; ".join(w for w in (getattr(exc, "problem", None), getattr(exc, "context", None)) if w)
+    return f"{where}: not valid YAML: {words or str(exc).splitlines()[0]}"
+
+
+def _check_plain_data(data: Any, locations: dict[str, str], filename: str | None = None) -> None:
+    """Refuse what omegaconf would choke on or should never do: a structure larger than
+    :data:`MAX_NODES` once aliases are expanded, deeper than :data:`MAX_DEPTH` (a
+    self-referencing alias is infinitely deep), or a resolver call in a string."""
+    count = 0
+
+    def walk(value: Any, path: str, depth: int) -> None:
+        nonlocal count
+        count += 1
+        if count > MAX_NODES:
+            raise ConfigError(f"the graph holds more than {MAX_NODES} values (YAML aliases expanded)",
+                              source=filename)
+        if depth > MAX_DEPTH:
+            short = ".".join(path.split(".")[:6]) + ".…"
+            raise ConfigError(f"nested deeper than {MAX_DEPTH} levels (or an alias refers to itself)",
+                              path=short, source=_nearest(locations, path) or filename)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, (str, int, float, bool)) and key is not None:
+                    raise ConfigError(f"key {key!r} is not a plain name", path=path or None,
+                                      source=_nearest(locations, path))
+                walk(item, f"{path}.{key}" if path else str(key), depth + 1)
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                walk(item, f"{path}.{i}", depth + 1)
+        elif isinstance(value, str):
+            _refuse_resolvers(value, path, _nearest(locations, path))
+
+    walk(data, "", 0)
+
+
+def _nearest(locations: dict[str, str], path: str) -> str | None:
+    parts = path.split(".") if path else []
+    while parts:
+        hit = locations.get(".".join(parts))
+        if hit:
+            return hit
+        parts.pop()
+    return None
+
+
+def _refuse_resolvers(text: str, path: str, source: str | None) -> None:
+    """A :class:`ConfigError` when ``text`` calls an omegaconf resolver (``${name:...}``)."""
+    if "${" not in text:
+        return
+    from omegaconf import grammar_parser
+    try:
+        tree = grammar_parser.parse(text)
+    except Exception:  # noqa: BLE001 - malformed interpolations are reported when resolved
+        return
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if type(node).__name__ == "InterpolationResolverContext":
+            raise ConfigError(f"'{node.getText()}': resolver interpolations are not allowed in a graph "
+                              "(only references such as ${vars.sample_rate})", path=path or None, source=source)
+        todo.extend(node.getChildren() if hasattr(node, "getChildren") else [])
+
+
+def _check_override_targets(conf: Any, dotlist: list[str]) -> None:
+    """An override of ``nodes.NAME.*`` (or ``fallback.*``) must name a node the graph has,
+    unless the overrides create it (they set its ``stage``): a typo otherwise turns into a
+    puzzling "required key is missing" at a line of the file."""
+    if not isinstance(conf, DictConfig):
+        return  # not a mapping at all: said later
+    keys = [item.partition("=")[0].strip() for item in dotlist]
+    nodes = conf.get("nodes", None)
+    names = [str(n) for n in nodes.keys()] if isinstance(nodes, DictConfig) else []
+    for item, key in zip(dotlist, keys):
+        parts = key.split(".")
+        if parts[0] == "nodes" and len(parts) > 2 and parts[1] not in names \
+                and f"nodes.{parts[1]}.stage" not in keys:
+            raise ConfigError(f"the graph has no node '{parts[1]}' (nodes: {', '.join(names) or 'none'})",
+                              path=".".join(parts[:2]), source=f"--set {item}")
+        if parts[0] == "fallback" and len(parts) > 1 and conf.get("fallback", None) is None \
+                and "fallback.stage" not in keys:
+            raise ConfigError("the graph has no fallback node (set fallback.stage to add one)",
+                              path="fallback", source=f"--set {item}")
 
 
 def _pydantic_message(err: dict) -> str:

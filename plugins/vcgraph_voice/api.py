@@ -21,10 +21,11 @@ import numpy as np
 
 from vcgraph.audio import Audio
 from vcgraph.devices import cuda_available, device_name
-from vcgraph.errors import CUDAKernelError, InputError, PipelineError
+from vcgraph.errors import ConfigError, CUDAKernelError, InputError, PipelineError
 from vcgraph.pipeline import Pipeline
 
 from .errors import VoiceConversionError, VoiceInputError
+from .validation import check_pitch_shift
 
 log = logging.getLogger("vcgraph.voice")
 
@@ -33,9 +34,15 @@ PRESETS = ("content", "quality", "fast")
 
 
 def preset_path(name_or_path: str) -> str:
-    """The YAML file of a preset name (``quality``, ``fast``) or a path given as is."""
+    """The YAML file of a preset name (``quality``, ``fast``) or a path given as is.
+
+    A name that is neither a preset nor an existing file is a :class:`ConfigError` listing
+    the presets.
+    """
     if name_or_path in PRESETS:
         return os.path.join(CONFIG_DIR, f"{name_or_path}.yaml")
+    if not os.path.exists(os.fspath(name_or_path)):
+        raise ConfigError(f"'{name_or_path}' is neither a preset ({', '.join(PRESETS)}) nor a graph file")
     return name_or_path
 
 
@@ -124,11 +131,27 @@ class VoiceConversionPipeline:
         if isinstance(source_audio, Audio):
             audio = source_audio
         else:
-            audio = Audio(source_audio, int(sample_rate or self.config.sample_rate))
-        inputs: dict[str, Any] = {"audio": audio, "target": target, "pitch_shift": float(pitch_shift_semitones)}
+            rate = self.config.sample_rate if sample_rate is None else sample_rate
+            if isinstance(rate, float) and rate.is_integer():
+                rate = int(rate)
+            audio = Audio(source_audio, rate)  # a rate that is no integer is refused by preprocessing
+        shift = check_pitch_shift(pitch_shift_semitones)  # before any enrolment work
+        inputs: dict[str, Any] = {"audio": audio, "target": self._target(target), "pitch_shift": shift}
         if source_f0 is not None:
             inputs["source_f0"] = source_f0
         return inputs
+
+    def _target(self, target):
+        """Reference audio (a sound file path or :class:`Audio`) is enrolled for this preset's
+        method only; anything else goes to the graph as it is."""
+        from .profile import is_sound_file, load_target
+        if isinstance(target, (str, os.PathLike)) and is_sound_file(os.fspath(target)):
+            target = load_target(target)
+        if isinstance(target, Audio):
+            from .enroll import enroll_audio
+            log.info("enrolling the reference audio given as target (enroll once to convert faster)")
+            return enroll_audio([target], presets=[self.config.preset], overrides=tuple(self.config.overrides))
+        return target
 
     def batch_convert(self, audio_list, target_embeddings, source_f0s: Sequence | None = None,
                       pitch_shift_semitones: float = 0.0, progress_callback: ProgressCallback | None = None,

@@ -25,6 +25,7 @@ examples:
   vcgraph convert me.wav --target alice.vcp -o me_as_alice.wav
   vcgraph convert me.wav --target alice.vcp -o out.wav --pitch-shift -2 --config fast
   vcgraph convert me.wav --target alice_embedding.npy -o out.wav     (embedding only: lower quality)
+  vcgraph convert me.wav --target alice_ref.wav -o out.wav           (enrols the reference first)
   vcgraph convert me.wav --target alice.vcp -o out.wav --set nodes.voice_synthesis.config.k=4 --report
 
 Presets: quality (default; keeps the words best, RTF ~0.4), fast (real-time on a laptop CPU) and
@@ -52,7 +53,8 @@ def add_commands(sub) -> None:
                        epilog=CONVERT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", metavar="SRC", help="source sound file")
     p.add_argument("--target", "-t", required=True, metavar="VOICE",
-                   help="target: a .vcp profile from `vcgraph enroll`, or a 256-d .npy embedding")
+                   help="target: a .vcp profile from `vcgraph enroll`, a 256-d .npy embedding, or a "
+                        "reference sound file (enrolled on the fly)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.wav")
     p.add_argument("--pitch-shift", type=float, default=0.0, metavar="N",
                    help="extra pitch shift in semitones after mapping to the target's range")
@@ -77,7 +79,9 @@ def add_commands(sub) -> None:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    from vcgraph.audio import check_output_path
     from .enroll import enroll_files
+    check_output_path(args.output)  # before the analysis, not after
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     bar = None if args.no_progress else ProgressBar("enroll")
     profile = enroll_files(args.refs, presets=presets, overrides=args.overrides, progress=bar)
@@ -90,7 +94,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from vcgraph.audio import read_audio, write_audio
+    from vcgraph.audio import Audio, check_audio_output, read_audio, write_audio
     from vcgraph.pipeline import Pipeline
     from .api import preset_path
     from .profile import load_target
@@ -99,10 +103,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
         overrides.append(f"nodes.postprocessing.config.sample_rate={args.output_rate}")
     pipe = Pipeline.from_yaml(preset_path(args.config), overrides)
     audio = read_audio(args.source)
+    check_audio_output(args.output, args.output_rate or audio.sample_rate)  # before any work
     target = load_target(args.target)
-    if not hasattr(target, "methods"):
+    if isinstance(target, Audio):  # reference audio: enrol it now, for this graph's method only
+        from .enroll import enroll_audio
+        print(f"vcgraph: note: enrolling {args.target} on the fly; `vcgraph enroll {args.target} -o VOICE.vcp` "
+              "once is faster when you convert to this voice again", file=sys.stderr)
+        target = enroll_audio([target], presets=[args.config], overrides=tuple(args.overrides))
+    elif not hasattr(target, "methods"):
         print("vcgraph: note: the target is a bare embedding: the voice moves toward it, but a profile "
               "from `vcgraph enroll` converts much better", file=sys.stderr)
-    run_with_feedback(pipe, {"audio": audio, "target": target, "pitch_shift": args.pitch_shift}, args,
-                      lambda outputs: write_audio(args.output, outputs["audio"]))
-    return 0
+    return run_with_feedback(pipe, {"audio": audio, "target": target, "pitch_shift": args.pitch_shift}, args,
+                             lambda outputs: write_audio(args.output, outputs["audio"]))

@@ -1,26 +1,62 @@
 """Resampling: torchaudio's windowed-sinc (cached per rate pair and device) and a numpy fallback."""
 from __future__ import annotations
 
+import math
 import threading
+from collections import OrderedDict
 
 import numpy as np
 import torch
 import torchaudio
 
-_cache: dict[tuple[int, int, str], torchaudio.transforms.Resample] = {}
+#: torchaudio's polyphase kernel has (new/g) x (orig/g + filter) taps, g = gcd(orig, new): for
+#: coprime rates (17123 -> 22050 Hz) that is billions of values, so such pairs use the FFT
+MAX_KERNEL_TAPS = 1_000_000
+_CACHE_SIZE = 32
+_cache: "OrderedDict[tuple[int, int, str], torchaudio.transforms.Resample]" = OrderedDict()
 _lock = threading.Lock()
 
 
+def kernel_taps(orig: int, new: int, lowpass_filter_width: int = 6, rolloff: float = 0.99) -> int:
+    """How many values torchaudio's resampling kernel for ``orig -> new`` holds."""
+    g = math.gcd(int(orig), int(new))
+    o, n = int(orig) // g, int(new) // g
+    width = math.ceil(lowpass_filter_width * o / (min(o, n) * rolloff))
+    return n * (2 * width + o)
+
+
 def resample(x: torch.Tensor, orig: int, new: int) -> torch.Tensor:
-    """Band-limited resampling of a 1-D tensor on its own device."""
+    """Band-limited resampling of a 1-D tensor on its own device (windowed sinc for rate pairs
+    with a small kernel, cached for the last few pairs; the FFT for the others)."""
     if orig == new:
         return x
+    if kernel_taps(orig, new) > MAX_KERNEL_TAPS:
+        return resample_fft(x, orig, new)
     key = (int(orig), int(new), str(x.device))
     with _lock:
         tr = _cache.get(key)
         if tr is None:
             tr = _cache[key] = torchaudio.transforms.Resample(orig, new).to(x.device)
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+        else:
+            _cache.move_to_end(key)
     return tr(x)
+
+
+def resample_fft(x: torch.Tensor, orig: int, new: int) -> torch.Tensor:
+    """Resampling in the frequency domain: any rate pair, memory linear in the length."""
+    n = x.shape[-1]
+    m = max(1, int(round(n * new / orig)))
+    if n == 0:
+        return x.new_zeros(x.shape[:-1] + (0,))
+    spec = torch.fft.rfft(x.double() if x.device.type == "cpu" else x)
+    bins = m // 2 + 1
+    if spec.shape[-1] >= bins:
+        spec = spec[..., :bins]
+    else:
+        spec = torch.nn.functional.pad(spec, (0, bins - spec.shape[-1]))
+    return (torch.fft.irfft(spec, n=m) * (m / n)).to(x.dtype)
 
 
 def resample_linear(x: np.ndarray, orig: int, new: int) -> np.ndarray:

@@ -8,6 +8,7 @@ from vcgraph.stage import Port, Stage, StageConfig, implementation
 
 from .. import embedding
 from ..features import VoiceFeatures, log_mel, resample_contour
+from ..validation import check_source_f0
 from ..waveform import Waveform
 
 
@@ -31,6 +32,12 @@ class FeatureStage(Stage):
               "source_f0": Port("array", "F0 (Hz, 0 = unvoiced) spanning the audio, any frame rate", optional=True)}
     outputs = {"features": Port("voice_features"), "mel": Port("mel", "log-mel (n_mels, frames)"),
                "f0": Port("f0", "Hz per hop_length frame, 0 = unvoiced")}
+
+    def call(self, kind, ctx, inputs):
+        """Check a given ``source_f0`` against the audio before any implementation runs."""
+        if inputs.get("source_f0") is not None and inputs.get("audio") is not None:
+            inputs = dict(inputs, source_f0=check_source_f0(inputs["source_f0"], inputs["audio"].seconds))
+        return super().call(kind, ctx, inputs)
 
     def analyze(self, ctx, audio: Waveform, source_f0, **options) -> dict:
         """Run the method's analysis and return the stage outputs (see :meth:`outputs_for`)."""

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import torch
 
+from vcgraph.errors import StageError
 from vcgraph.stage import Port, Stage, implementation
 
 from ..errors import VoiceInputError
 from ..features import VoiceFeatures
+from ..validation import check_pitch_shift
 
 
 class SynthesisStage(Stage):
@@ -32,7 +34,7 @@ class SynthesisStage(Stage):
     def synthesize(self, ctx, features: VoiceFeatures, speaker, pitch_shift, **options) -> dict:
         if features.method != self.method:
             raise VoiceInputError(f"{self.name} needs '{self.method}' features, got '{features.method}'")
-        shift = float(pitch_shift or 0.0)
+        shift = check_pitch_shift(pitch_shift)
         w = features.waveform
         if speaker.profile is not None and not speaker.profile.has(self.method):
             raise VoiceInputError(
@@ -44,4 +46,6 @@ class SynthesisStage(Stage):
             y = convert_with_embedding(w, speaker.embedding, shift)
         else:
             y = self.convert(ctx, features, speaker.profile.methods[self.method], shift, **options)
+        if not bool(torch.isfinite(y).all()):  # never pass NaN on: the next implementation is tried
+            raise StageError(f"{ctx.kind} synthesis produced NaN/Inf samples")
         return {"audio": w.with_samples(y.to(ctx.device))}
