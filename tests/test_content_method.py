@@ -172,8 +172,9 @@ def test_a_profile_without_content_data_says_to_enrol_again(content_pipeline, pr
     """A version-1 profile (before the content method) loads, and converting with the
     content preset is a clear error instead of a silent fallback."""
     from vcgraph_voice import VoiceConversionError
+    from vcgraph_voice.enroll import enroll_files
     from vcgraph_voice.profile import VoiceProfile
-    old = VoiceProfile(profile.embedding, {"fast": {"lf0_mean": np.array([5.0], np.float32)}})
+    old = enroll_files(voice_data.target_paths()[:1], presets=["fast"])
     path = tmp_path / "old.vcp"
     old.save(path)
     with np.load(path) as data:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from fuzz_support import count, fast_pipeline, fuzz_settings, synthetic_profile
 from vcgraph_voice.errors import VoiceConversionError, VoiceInputError
-from vcgraph_voice.profile import MAX_ARRAY_BYTES, VoiceProfile, check_method_data
+from vcgraph_voice.profile import MAX_ARRAY_BYTES, VERSION, VoiceProfile, check_method_data
 from vcgraph_voice.synthetic import speech_like
 
 SOURCE = speech_like(0.5, 16000, seed=2)
@@ -183,7 +183,7 @@ def test_the_declared_total_is_bounded():
 
 @pytest.mark.parametrize("edit, words", [
     ({"embedding": np.array([{"evil": 1}], dtype=object)}, "Python objects (a pickle)"),
-    ({"version": np.array(2)}, "newer than this vcgraph"),
+    ({"version": np.array(VERSION + 1)}, "newer than this vcgraph"),
     ({"version": np.array(0)}, "not a valid version"),
     ({"version": np.array("1")}, "'version'"),
     ({"format": np.array("something-else")}, "no 'vcgraph-profile' marker"),

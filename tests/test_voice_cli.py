@@ -64,7 +64,7 @@ def test_convert_with_a_bare_npy_embedding(profile_path, tmp_path):
     (["convert", "nope.wav", "--target", "x.vcp", "-o", "o.wav"], "audio file not found: nope.wav"),
     (["convert", str(voice_data.EXAMPLES / "source.wav"), "--target", "missing.vcp", "-o", "o.wav"], "profile not found"),
     (["convert", str(voice_data.EXAMPLES / "source.wav"), "--target", "x.npy", "-o", "o.wav", "-c", "nope.yaml"],
-     "'nope.yaml' is neither a preset (quality, fast) nor a graph file"),
+     "'nope.yaml' is neither a preset (content, quality, fast) nor a graph file"),
     (["enroll", "nope.wav", "-o", "x.vcp"], "audio file not found: nope.wav"),
 ])
 def test_user_errors_are_one_line_without_traceback(args, message):

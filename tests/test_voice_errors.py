@@ -87,7 +87,7 @@ def test_reference_audio_as_target_is_enrolled_on_the_fly(cli, tmp_path):
 
 
 @pytest.mark.parametrize("config, words", [
-    ("medium", ["'medium' is neither a preset (quality, fast) nor a graph file"]),
+    ("medium", ["'medium' is neither a preset (content, quality, fast) nor a graph file"]),
 ])
 def test_unknown_preset_lists_the_presets(cli, profile_path, tmp_path, config, words):
     status, _, err = cli("convert", SOURCE, "--target", profile_path, "-o", tmp_path / "o.wav", "-c", config)

@@ -167,7 +167,7 @@ def _output_type(graph, ref) -> str:
     from .graph import GRAPH_INPUTS
     if ref.node == GRAPH_INPUTS:
         return graph.spec.inputs[ref.port].type
-    return graph.nodes[ref.node].stage_cls.outputs[ref.port].type
+    return graph.nodes[ref.node].output_ports[ref.port].type  # ports may come from the config
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
