@@ -148,7 +148,7 @@ def test_usable_audio_of_any_rate_layout_and_dtype_converts(case):
 
 
 @pytest.mark.slow
-@fuzz_settings(400, slow=True)
+@fuzz_settings(100, slow=True)
 @given(audio_cases(max_seconds=120.0))
 def test_any_audio_up_to_minutes_slow(case):
     run_audio_case(case, "api audio (slow)")
