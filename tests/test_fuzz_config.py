@@ -69,6 +69,8 @@ def mutated_graphs(draw):
             parent[last]  # the path may be gone after an earlier mutation
         except (KeyError, IndexError, TypeError):
             continue
+        if not isinstance(parent, (dict, list)):  # an earlier mutation turned it into a scalar or string
+            continue
         if op == "delete":
             del parent[last]
         elif op == "replace":
