@@ -121,16 +121,22 @@ weird_values = st.one_of(
 )
 
 
-@fuzz_settings(50)
-@given(st.lists(st.tuples(st.sampled_from(["drop", "set", "add"]), st.sampled_from(sorted(BASE) + ["x/y", "fast/new"]),
-                          weird_values), min_size=1, max_size=4))
-def test_crafted_profile_arrays_are_refused_or_load(edits):
+def edited_profile(edits) -> dict:
+    """BASE's arrays with each (op, key, value) edit applied: drop a key, or set/add it."""
     arrays = dict(BASE)
     for op, key, value in edits:
         if op == "drop":
             arrays.pop(key, None)
         else:
             arrays[key] = value
+    return arrays
+
+
+@fuzz_settings(50)
+@given(st.lists(st.tuples(st.sampled_from(["drop", "set", "add"]), st.sampled_from(sorted(BASE) + ["x/y", "fast/new"]),
+                          weird_values), min_size=1, max_size=4))
+def test_crafted_profile_arrays_are_refused_or_load(edits):
+    arrays = edited_profile(edits)
     check_loaded(load_bytes(npz_bytes(arrays)), "profile arrays", convert=True)
 
 
@@ -139,12 +145,7 @@ def test_crafted_profile_arrays_are_refused_or_load(edits):
 @given(st.lists(st.tuples(st.sampled_from(["drop", "set", "add"]), st.sampled_from(sorted(BASE) + ["x/y"]),
                           weird_values), min_size=1, max_size=6))
 def test_crafted_profile_arrays_slow(edits):
-    arrays = dict(BASE)
-    for op, key, value in edits:
-        if op == "drop":
-            arrays.pop(key, None)
-        else:
-            arrays[key] = value
+    arrays = edited_profile(edits)
     check_loaded(load_bytes(npz_bytes(arrays)), "profile arrays (slow)", convert=True)
 
 
