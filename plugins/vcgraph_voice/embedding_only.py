@@ -9,15 +9,31 @@ from __future__ import annotations
 
 import torch
 
-from . import embedding
+from .dsp import fast
+from .embedding import GE2EEncoder
 from .waveform import Waveform
 
 
-def convert_with_embedding(w: Waveform, target_embedding: torch.Tensor, pitch_shift: float = 0.0) -> torch.Tensor:
-    """The source ``w`` converted toward ``target_embedding``; same length, on ``w``'s device."""
-    from .dsp import fast
-    params = fast.FastParams(device=str(w.samples.device))
-    x = w.samples.float()
-    transform = fast.search_embedding_transform(x, w.sample_rate, target_embedding.detach().cpu().numpy(), params,
-                                                encoder=embedding.encoder("cpu"))
-    return fast.synthesize(fast.analyze(x, w.sample_rate, params), transform, params, pitch_shift)
+class EmbeddingOnlyConverter:
+    """What the embedding-only path keeps: the GE2E encoder that scores candidates and the
+    fast method's tables. A synthesis stage builds one in ``setup``; threads may share it."""
+
+    def __init__(self, encoder: GE2EEncoder | None = None):
+        self.encoder = encoder or GE2EEncoder("cpu")
+        self.fast = fast.FastResources()
+
+    def __call__(self, w: Waveform, target_embedding: torch.Tensor, pitch_shift: float = 0.0) -> torch.Tensor:
+        """The source ``w`` converted toward ``target_embedding``; same length, on ``w``'s device."""
+        params = fast.FastParams(device=str(w.samples.device))
+        x = w.samples.float()
+        transform = fast.search_embedding_transform(x, w.sample_rate, target_embedding.detach().cpu().numpy(),
+                                                    params, encoder=self.encoder, resources=self.fast)
+        return fast.synthesize(fast.analyze(x, w.sample_rate, params, self.fast), transform, params, pitch_shift,
+                               self.fast)
+
+
+def convert_with_embedding(w: Waveform, target_embedding: torch.Tensor, pitch_shift: float = 0.0,
+                           converter: EmbeddingOnlyConverter | None = None) -> torch.Tensor:
+    """The source ``w`` converted toward ``target_embedding`` (with a converter built for this
+    call unless one is given)."""
+    return (converter or EmbeddingOnlyConverter())(w, target_embedding, pitch_shift)

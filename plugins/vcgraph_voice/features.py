@@ -1,13 +1,11 @@
-"""The features value passed from feature extraction to synthesis, and shared analysis helpers."""
+"""The features value passed from feature extraction to synthesis, and the F0 contour helper."""
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-import torchaudio
 
 from .waveform import Waveform
 
@@ -28,21 +26,6 @@ class VoiceFeatures:
     f0: torch.Tensor
     source_embedding: np.ndarray | None
     analysis: dict[str, Any] = field(default_factory=dict)
-
-
-_mel_cache: dict[tuple, torchaudio.transforms.MelSpectrogram] = {}
-_lock = threading.Lock()
-
-
-def log_mel(x: torch.Tensor, sample_rate: int, n_fft: int, hop_length: int, n_mels: int) -> torch.Tensor:
-    """Log-mel spectrogram ``(n_mels, frames)`` on ``x``'s device (transform cached)."""
-    key = (sample_rate, n_fft, hop_length, n_mels, str(x.device))
-    with _lock:
-        tr = _mel_cache.get(key)
-        if tr is None:
-            tr = _mel_cache[key] = torchaudio.transforms.MelSpectrogram(
-                sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, f_max=sample_rate / 2).to(x.device)
-    return torch.log(tr(x) + 1e-6)
 
 
 def resample_contour(f0, n_frames: int) -> np.ndarray:

@@ -31,8 +31,11 @@ class ContentFeatures(FeatureStage):
     class Config(FeatureConfig):
         weights: str = Field("", description="content-model safetensors file (empty: the shipped model)")
 
-    def setup(self, kind: str, device: str) -> None:
-        self._models = getattr(self, "_models", {})
+    def build(self, kind: str, device: str) -> None:
+        super().build(kind, device)
+        if getattr(self, "_fast", None) is None:
+            self._fast = fast.FastResources()
+            self._models: dict = {}
         if device not in self._models:
             self._models[device] = (cm.load_encoder(self.config.weights or cm.WEIGHTS, device),
                                     cm.ContentFrontend().to(device))
@@ -42,10 +45,10 @@ class ContentFeatures(FeatureStage):
         return fast.FastParams(f0_min=c.f0_min, f0_max=c.f0_max, device=device)
 
     def analyze(self, ctx, audio, source_f0, with_embedding: bool = True) -> dict:
-        self.setup(ctx.kind, ctx.device)
+        self.ready(ctx)
         encoder, frontend = self._models[ctx.device]
         x = audio.samples.to(ctx.device).float()
-        analysis = content.analyze(x, audio.sample_rate, encoder, frontend, self._params(ctx.device))
+        analysis = content.analyze(x, audio.sample_rate, encoder, frontend, self._params(ctx.device), self._fast)
         if source_f0 is not None:
             import torch
             n = analysis["f0"].shape[-1]
@@ -80,6 +83,11 @@ class ContentSynthesis(SynthesisStage):
         target_aperiodicity: bool = Field(True, description="aperiodicity from the matched target frames "
                                           "(else the source's)")
 
+    def build(self, kind: str, device: str) -> None:
+        super().build(kind, device)
+        if getattr(self, "_fast", None) is None:
+            self._fast = fast.FastResources()
+
     def _params(self, device: str, k: int | None = None) -> "content.ContentParams":
         c = self.config
         return content.ContentParams(k=k or c.k, match_on=c.match_on, context=c.context, blend=c.blend,
@@ -88,7 +96,7 @@ class ContentSynthesis(SynthesisStage):
 
     def convert(self, ctx, features, target, shift, k: int | None = None):
         return content.synthesize(features.analysis, target, self._params(ctx.device, k),
-                                  fast.FastParams(device=ctx.device), shift)
+                                  fast.FastParams(device=ctx.device), shift, self._fast)
 
     @implementation("simplified")
     def run_simplified(self, ctx, features, speaker, pitch_shift=None):

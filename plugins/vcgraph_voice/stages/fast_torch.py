@@ -34,13 +34,19 @@ class FastFeatures(FeatureStage):
         f0_method: Literal["yin", "dio"] = Field("yin", description="yin: vectorised torch YIN (fast, any "
                                                  "device); dio: pyworld DIO + StoneMask (CPU, ~20x slower)")
 
+    def build(self, kind: str, device: str) -> None:
+        super().build(kind, device)
+        if getattr(self, "_fast", None) is None:
+            self._fast = _fast().FastResources()
+
     def _params(self, device: str):
         c = self.config
         return _fast().FastParams(f0_min=c.f0_min, f0_max=c.f0_max, f0_method=c.f0_method, device=device)
 
     def analyze(self, ctx, audio, source_f0, with_embedding: bool = True) -> dict:
+        self.ready(ctx)
         x = audio.samples.to(ctx.device).float()
-        analysis = _fast().analyze(x, audio.sample_rate, self._params(ctx.device))
+        analysis = _fast().analyze(x, audio.sample_rate, self._params(ctx.device), self._fast)
         if source_f0 is not None:  # the envelope was analysed with the tracked F0; synthesis uses the given one
             n = analysis["f0"].shape[-1]
             f0 = torch.from_numpy(resample_contour(source_f0, n)).to(analysis["f0"])
@@ -65,13 +71,18 @@ class FastSynthesis(SynthesisStage):
         formant_warp: bool = Field(True, description="warp the frequency axis toward the target's formants "
                                    "(estimated from the profile's average envelope)")
 
+    def build(self, kind: str, device: str) -> None:
+        super().build(kind, device)
+        if getattr(self, "_fast", None) is None:
+            self._fast = _fast().FastResources()
+
     def _params(self, device: str, warp: bool | None = None):
         c = self.config
         return _fast().FastParams(env_strength=c.envelope_strength, warp=c.formant_warp if warp is None else warp,
                                   device=device)
 
     def convert(self, ctx, features, target, shift, warp: bool | None = None):
-        return _fast().synthesize(features.analysis, target, self._params(ctx.device, warp), shift)
+        return _fast().synthesize(features.analysis, target, self._params(ctx.device, warp), shift, self._fast)
 
     @implementation("simplified")
     def run_simplified(self, ctx, features, speaker, pitch_shift=None):

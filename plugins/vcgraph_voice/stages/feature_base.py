@@ -1,15 +1,19 @@
 """What every feature-extraction stage shares: common config, ports and outputs."""
 from __future__ import annotations
 
+import threading
+
 import torch
 from pydantic import Field
 
-from vcgraph.stage import Port, Stage, StageConfig, implementation
+from vcgraph.stage import Port, StageConfig, implementation
 
-from .. import embedding
-from ..features import VoiceFeatures, log_mel, resample_contour
+from ..dsp.mel import LogMelSpectrogram
+from ..embedding import GE2EEncoder
+from ..features import VoiceFeatures, resample_contour
 from ..validation import check_source_f0
 from ..waveform import Waveform
+from .owned import OwnsResources
 
 
 class FeatureConfig(StageConfig):
@@ -23,7 +27,7 @@ class FeatureConfig(StageConfig):
     source_embedding: bool = Field(True, description="also compute the source's 256-d speaker embedding")
 
 
-class FeatureStage(Stage):
+class FeatureStage(OwnsResources):
     """Base of the feature stages: each method's analysis plus mel, F0 and the source embedding."""
 
     method: str = ""
@@ -32,6 +36,25 @@ class FeatureStage(Stage):
               "source_f0": Port("array", "F0 (Hz, 0 = unvoiced) spanning the audio, any frame rate", optional=True)}
     outputs = {"features": Port("voice_features"), "mel": Port("mel", "log-mel (n_mels, frames)"),
                "f0": Port("f0", "Hz per hop_length frame, 0 = unvoiced")}
+
+    def build(self, kind: str, device: str) -> None:
+        """What every feature stage keeps: the ``mel`` port's transforms (one per sample rate
+        and device, made on first use) and, with ``source_embedding``, the speaker encoder
+        (its weights load on first use). Subclasses add their method's resources."""
+        if getattr(self, "_log_mels", None) is None:
+            self._lock = threading.Lock()
+            self._log_mels: dict[tuple[int, str], LogMelSpectrogram] = {}
+            self.encoder = GE2EEncoder("cpu") if self.config.source_embedding else None
+
+    def log_mel(self, x: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """The ``mel`` port: log-mel ``(n_mels, frames)`` of ``x`` on its device."""
+        c = self.config
+        key = (int(sample_rate), str(x.device))
+        with self._lock:
+            tr = self._log_mels.get(key)
+            if tr is None:
+                tr = self._log_mels[key] = LogMelSpectrogram(sample_rate, c.n_fft, c.hop_length, c.n_mels).to(x.device)
+        return tr(x)
 
     def call(self, kind, ctx, inputs):
         """Check a given ``source_f0`` against the audio before any implementation runs."""
@@ -50,9 +73,10 @@ class FeatureStage(Stage):
     def outputs_for(self, ctx, audio: Waveform, analysis: dict, method_f0, with_embedding: bool = True) -> dict:
         """The stage outputs around a method's ``analysis`` whose F0 contour is ``method_f0``."""
         c = self.config
-        mel = log_mel(audio.samples.to(ctx.device).float(), audio.sample_rate, c.n_fft, c.hop_length, c.n_mels)
+        self.ready(ctx)
+        mel = self.log_mel(audio.samples.to(ctx.device).float(), audio.sample_rate)
         f0 = torch.from_numpy(resample_contour(method_f0, mel.shape[-1])).float()
-        emb = embedding.embed(audio.samples.detach().cpu().numpy(), audio.sample_rate) \
+        emb = self.encoder.embed(audio.samples.detach().cpu().numpy(), audio.sample_rate) \
             if c.source_embedding and with_embedding else None
         features = VoiceFeatures(self.method, audio, c.hop_length, mel, f0, emb, analysis)
         return {"features": features, "mel": mel, "f0": f0}

@@ -4,14 +4,15 @@ from __future__ import annotations
 import torch
 
 from vcgraph.errors import StageError
-from vcgraph.stage import Port, Stage, implementation
+from vcgraph.stage import Port, implementation
 
 from ..errors import VoiceInputError
 from ..features import VoiceFeatures
 from ..validation import check_pitch_shift
+from .owned import OwnsResources
 
 
-class SynthesisStage(Stage):
+class SynthesisStage(OwnsResources):
     """Base of the synthesis stages: ``method`` names the features and profile data it needs.
 
     With a profile holding that method's data, :meth:`convert` runs; with a bare embedding
@@ -22,6 +23,13 @@ class SynthesisStage(Stage):
     inputs = {"features": Port("voice_features"), "speaker": Port("target_voice"),
               "pitch_shift": Port("float", "semitones", optional=True)}
     outputs = {"audio": Port("waveform")}
+
+    def build(self, kind: str, device: str) -> None:
+        """The embedding-only converter (its encoder loads on first use); subclasses add their
+        method's resources."""
+        if getattr(self, "_embedding_only", None) is None:
+            from ..embedding_only import EmbeddingOnlyConverter
+            self._embedding_only = EmbeddingOnlyConverter()
 
     def convert(self, ctx, features: VoiceFeatures, target: dict, shift: float, **options) -> torch.Tensor:
         """The converted waveform (any device) from the source features and the profile's data."""
@@ -35,6 +43,7 @@ class SynthesisStage(Stage):
         if features.method != self.method:
             raise VoiceInputError(f"{self.name} needs '{self.method}' features, got '{features.method}'")
         shift = check_pitch_shift(pitch_shift)
+        self.ready(ctx)
         w = features.waveform
         if speaker.profile is not None and not speaker.profile.has(self.method):
             raise VoiceInputError(
@@ -42,8 +51,7 @@ class SynthesisStage(Stage):
                 f"older vcgraph, or enrolled for other presets: {', '.join(sorted(speaker.profile.methods)) or 'none'}); "
                 f"enrol it again with `vcgraph enroll REF.wav ... -o VOICE.vcp`")
         if speaker.profile is None:
-            from ..embedding_only import convert_with_embedding
-            y = convert_with_embedding(w, speaker.embedding, shift)
+            y = self._embedding_only(w, speaker.embedding, shift)
         else:
             y = self.convert(ctx, features, speaker.profile.methods[self.method], shift, **options)
         if not bool(torch.isfinite(y).all()):  # never pass NaN on: the next implementation is tried

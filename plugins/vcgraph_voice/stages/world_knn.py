@@ -39,6 +39,13 @@ class WorldFeatures(FeatureStage):
         fast_asr: bool = Field(False, description="narrower recognition search: about 4x faster labelling, "
                                "slightly noisier labels (quality not yet scored)")
 
+    def build(self, kind: str, device: str) -> None:
+        super().build(kind, device)
+        if getattr(self, "_quality", None) is None:
+            self._quality = quality.QualityResources()
+        c = self.config
+        self._quality.labeler("allphone" if kind == "simplified" else c.labels, c.fast_asr)
+
     def _params(self, labels: str | None = None) -> "quality.QualityParams":
         c = self.config
         return quality.QualityParams(frame_period_ms=c.frame_period_ms, labels=labels or c.labels,
@@ -46,11 +53,12 @@ class WorldFeatures(FeatureStage):
 
     def analyze(self, ctx, audio: Waveform, source_f0, labels: str | None = None) -> dict:
         c = self.config
+        self.ready(ctx)
         x = audio.samples.detach().float().cpu().numpy()
         given_f0 = None
         if source_f0 is not None:
             given_f0 = resample_contour(source_f0, quality.n_frames(len(x), audio.sample_rate, c.frame_period_ms))
-        analysis = quality.analyze(x, audio.sample_rate, self._params(labels), f0=given_f0)
+        analysis = quality.analyze(x, audio.sample_rate, self._params(labels), f0=given_f0, resources=self._quality)
         return self.outputs_for(ctx, audio, analysis, analysis["f0"])
 
     @implementation("simplified")
