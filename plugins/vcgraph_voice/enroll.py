@@ -82,8 +82,8 @@ class Enroller:
                 if source_embeddings[i] is None:
                     source_embeddings[i] = features.source_embedding
                 done += 1
-            method = get_method(analyses[0].method)
-            methods[method.name] = method.enroll(analyses)
+            method = get_method(analyses[0].method)()
+            methods[method.name] = method.enroll([f.analysis for f in analyses]).to_arrays()
         tick("embedding")
         for i, a in enumerate(mono):
             if source_embeddings[i] is None:

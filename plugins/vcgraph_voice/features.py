@@ -1,7 +1,7 @@
 """The features value passed from feature extraction to synthesis, and the F0 contour helper."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,8 +15,9 @@ class VoiceFeatures:
     """What feature extraction found in the source utterance.
 
     ``mel`` is a log-mel spectrogram ``(n_mels, frames)`` and ``f0`` the F0 in Hz (0 where
-    unvoiced) on the same ``hop_length`` grid; ``analysis`` holds what the named conversion
-    ``method`` needs (its own frame rate and features).
+    unvoiced) on the same ``hop_length`` grid; ``analysis`` is the named conversion
+    ``method``'s typed analysis (``methods/<method>.py``: ``QualityAnalysis``,
+    ``FastAnalysis``, ``ContentAnalysis``), on its own frame grid.
     """
 
     method: str
@@ -25,7 +26,7 @@ class VoiceFeatures:
     mel: torch.Tensor
     f0: torch.Tensor
     source_embedding: np.ndarray | None
-    analysis: dict[str, Any] = field(default_factory=dict)
+    analysis: Any = None
 
 
 def resample_contour(f0, n_frames: int) -> np.ndarray:

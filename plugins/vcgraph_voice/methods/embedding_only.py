@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from .dsp import fast
-from .embedding import GE2EEncoder
-from .waveform import Waveform
+from ..dsp import fast
+from ..embedding import GE2EEncoder
+from ..waveform import Waveform
 
 
 class EmbeddingOnlyConverter:
