@@ -15,7 +15,8 @@ class VoiceFeatures:
     """What feature extraction found in the source utterance.
 
     ``mel`` is a log-mel spectrogram ``(n_mels, frames)`` and ``f0`` the F0 in Hz (0 where
-    unvoiced) on the same ``hop_length`` grid; ``analysis`` is the named conversion
+    unvoiced) on the same ``hop_length`` grid, the feature stage's ``mel`` and ``f0`` outputs:
+    ``None`` when nothing in the graph reads those (the presets do not); ``analysis`` is the named conversion
     ``method``'s typed analysis (``methods/<method>.py``: ``QualityAnalysis``,
     ``FastAnalysis``, ``ContentAnalysis``), on its own frame grid.
     """
@@ -23,8 +24,8 @@ class VoiceFeatures:
     method: str
     waveform: Waveform
     hop_length: int
-    mel: torch.Tensor
-    f0: torch.Tensor
+    mel: torch.Tensor | None
+    f0: torch.Tensor | None
     source_embedding: np.ndarray | None
     analysis: Any = None
 

@@ -99,9 +99,9 @@ class Method:
 class FeatureConfig(StageConfig):
     """Settings shared by the feature-extraction stages."""
 
-    n_fft: int = Field(2048, ge=64, le=16384, description="FFT size of the mel spectrogram")
-    hop_length: int = Field(512, ge=16, le=8192, description="hop of the mel spectrogram and F0 output")
-    n_mels: int = Field(80, ge=8, le=256, description="mel bands")
+    n_fft: int = Field(2048, ge=64, le=16384, description="FFT size of the mel output")
+    hop_length: int = Field(512, ge=16, le=8192, description="hop of the mel and f0 outputs")
+    n_mels: int = Field(80, ge=8, le=256, description="mel bands of the mel output")
     f0_min: float = Field(f0range.PRESET.floor, ge=30.0, le=1000.0, description="lowest F0 searched (Hz)")
     f0_max: float = Field(f0range.PRESET.ceil, ge=60.0, le=2000.0, description="highest F0 searched (Hz)")
     source_embedding: bool = Field(True, description="also compute the source's 256-d speaker embedding")
@@ -118,8 +118,10 @@ class FeatureStage(OwnsResources):
     Config = FeatureConfig
     inputs = {"audio": Port("waveform"),
               "source_f0": Port("array", "F0 (Hz, 0 = unvoiced) spanning the audio, any frame rate", optional=True)}
-    outputs = {"features": Port("voice_features"), "mel": Port("mel", "log-mel (n_mels, frames)"),
-               "f0": Port("f0", "Hz per hop_length frame, 0 = unvoiced")}
+    outputs = {"features": Port("voice_features"),
+               "mel": Port("mel", "log-mel (n_mels, frames); computed only when something reads mel or f0"),
+               "f0": Port("f0", "Hz per hop_length frame, 0 = unvoiced; computed only when something reads "
+                                "mel or f0")}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -169,8 +171,10 @@ class FeatureStage(OwnsResources):
         """The stage outputs around a method's ``analysis`` whose F0 contour is ``method_f0``."""
         c = self.config
         self.ready(ctx)
-        mel = self.log_mel(audio.samples.to(ctx.device).float(), audio.sample_rate)
-        f0 = torch.from_numpy(resample_contour(method_f0, mel.shape[-1])).float()
+        mel = f0 = None
+        if ctx.outputs_read is None or {"mel", "f0"} & ctx.outputs_read:  # the presets read neither
+            mel = self.log_mel(audio.samples.to(ctx.device).float(), audio.sample_rate)
+            f0 = torch.from_numpy(resample_contour(method_f0, mel.shape[-1])).float()
         emb = self.encoder.embed(audio.samples.detach().cpu().numpy(), audio.sample_rate) \
             if c.source_embedding and with_embedding else None
         features = VoiceFeatures(self.method, audio, c.hop_length, mel, f0, emb, analysis)
