@@ -8,6 +8,10 @@ Stages (each vectorised over frames, device-agnostic):
         embedding-only mode (a 256-d GE2E d-vector instead of a profile); feed it to
         `synthesize(features, transform, params)` in place of target stats.
 
+Each function takes an optional `resources=` (a `FastResources`: the analyser, vocoder and mel
+bands, built once and kept by the caller, e.g. a stage from its `setup`); without it, the
+function builds them for that one call.
+
 Conversion = log-F0 Gaussian mapping (+ pitch_shift_semitones), optional formant warp of
 the envelope (alpha, estimated from the target's average spectrum or searched), and
 per-band mean/variance mapping of the log-mel envelope (separately for voiced and

@@ -141,6 +141,9 @@ class FeatureStage(OwnsResources):
         """The method's analysis parameters from this stage's settings."""
         raise NotImplementedError
 
+    def _params(self, device: str, **options) -> Any:  # the name before methods/ (old callers)
+        return self.params(device, **options)
+
     def log_mel(self, x: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """The ``mel`` port: log-mel ``(n_mels, frames)`` of ``x`` on its device."""
         c = self.config
@@ -208,6 +211,9 @@ class SynthesisStage(OwnsResources):
     def params(self, device: str, **options) -> Any:
         """The method's synthesis parameters from this stage's settings."""
         raise NotImplementedError
+
+    def _params(self, device: str, **options) -> Any:  # the name before methods/ (old callers)
+        return self.params(device, **options)
 
     def convert(self, ctx, features: VoiceFeatures, target: dict[str, np.ndarray], shift: float,
                 **options) -> torch.Tensor:

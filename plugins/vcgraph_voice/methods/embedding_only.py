@@ -4,6 +4,8 @@ A d-vector says who the target is but not how to synthesise them. We search a sm
 pitch shifts, formant warps and spectral tilts applied with the fast vocoder, scoring each
 candidate with the same GE2E encoder against the embedding, and apply the best one to the
 whole utterance. It moves the voice measurably toward the target, but less far than a profile.
+The source's F0 is tracked in the kernels' own range (``dsp.f0range.KERNEL``, 60-500 Hz), not
+the graph's ``f0_min`` / ``f0_max``: the path works from the waveform alone.
 """
 from __future__ import annotations
 
