@@ -154,3 +154,18 @@ def test_mel_and_f0_outputs_are_computed_only_when_read():
     unread = full.cut({"features": "feature_extraction.features"}).run({"audio": Audio(x, sr)})["features"]
     assert unread.mel is None and unread.f0 is None
     assert unread.analysis.f0.shape == feats.analysis.f0.shape  # the method's own analysis is all there
+
+
+def test_each_preset_runs_the_method_of_its_name():
+    """One name from preset to stage to method module to profile part (plugin README)."""
+    import importlib
+    from vcgraph.pipeline import Pipeline
+    from vcgraph_voice.methods import get_method, method_names
+    from vcgraph_voice.presets import PRESETS, preset_path
+    assert set(method_names()) == set(PRESETS)
+    for name in PRESETS:
+        graph = Pipeline.from_yaml(preset_path(name)).graph
+        features, synthesis = graph.nodes["feature_extraction"].stage_cls, graph.nodes["voice_synthesis"].stage_cls
+        assert features.Method is synthesis.Method is get_method(name)
+        assert get_method(name).name == name and features.__module__ == f"vcgraph_voice.methods.{name}"
+        assert importlib.import_module(f"vcgraph_voice.methods.{name}").STAGES == (features, synthesis)
