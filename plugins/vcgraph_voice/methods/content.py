@@ -26,11 +26,11 @@ from .base import FeatureConfig, FeatureStage, Method, SynthesisStage, key
 from .fast import FastAnalysis, FastTarget
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ContentAnalysis(FastAnalysis):
     """The fast method's analysis plus the content encoder's output on the same 5 ms grid."""
 
-    content: torch.Tensor = None  # [T, 64 + N_CLASSES]: bottleneck, log phone-state posteriors
+    content: torch.Tensor  # [T, 64 + N_CLASSES]: bottleneck, log phone-state posteriors
 
     @classmethod
     def from_kernel(cls, a: dict) -> "ContentAnalysis":
@@ -42,16 +42,16 @@ class ContentAnalysis(FastAnalysis):
         return dict(super().kernel(), content=self.content)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ContentTarget(FastTarget):
     """The content method's part of a profile: the fast method's statistics plus every target
     frame's content features, envelope and aperiodicity (float16) and voicing."""
 
-    content: np.ndarray = None  # [N, 64 + N_CLASSES] float16
-    log_env: np.ndarray = None  # [N, F] float16
-    ap: np.ndarray = None       # [N, F] float16
-    voiced: np.ndarray = None   # [N] bool
-    sample_rate: np.ndarray = key("sr", None)  # [1] int32: the rate the frames were analysed at
+    content: np.ndarray          # [N, 64 + N_CLASSES] float16
+    log_env: np.ndarray          # [N, F] float16
+    ap: np.ndarray               # [N, F] float16
+    voiced: np.ndarray           # [N] bool
+    sample_rate: np.ndarray = key("sr")  # [1] int32: the rate the frames were analysed at
 
 
 class ContentMethod(Method):
