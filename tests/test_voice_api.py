@@ -10,7 +10,7 @@ from vcgraph import CUDAKernelError
 from vcgraph_voice import PipelineConfig, VoiceConversionError, VoiceConversionPipeline
 from vcgraph_voice.enroll import enroll_files
 from vcgraph_voice.stages.fast_torch import FastSynthesis
-from vcgraph_voice.stages.world_knn import KnnSynthesis
+from vcgraph_voice.methods.quality import QualitySynthesis
 
 import voice_data
 
@@ -161,7 +161,7 @@ def test_bad_inputs_raise_voice_conversion_error(fast_pipeline, profile, source)
 def test_synthesis_failure_falls_back_to_simplified_and_is_reported(monkeypatch, profile, source):
     def broken(self, ctx, **kw):
         raise RuntimeError("injected CPU failure")
-    monkeypatch.setattr(KnnSynthesis, "run_torch", broken)
+    monkeypatch.setattr(QualitySynthesis, "run_torch", broken)
     pipe = VoiceConversionPipeline(PipelineConfig())
     x, sr = source
     y = pipe.convert(x, profile, sample_rate=sr)

@@ -168,4 +168,26 @@ def test_each_preset_runs_the_method_of_its_name():
         features, synthesis = graph.nodes["feature_extraction"].stage_cls, graph.nodes["voice_synthesis"].stage_cls
         assert features.Method is synthesis.Method is get_method(name)
         assert get_method(name).name == name and features.__module__ == f"vcgraph_voice.methods.{name}"
-        assert importlib.import_module(f"vcgraph_voice.methods.{name}").STAGES == (features, synthesis)
+        assert (features.name, synthesis.name) == (f"{name}-features", f"{name}-synthesis")
+        assert importlib.import_module(f"vcgraph_voice.methods.{name}").STAGES[:2] == (features, synthesis)
+
+
+def test_old_quality_stage_names_still_load(tmp_path):
+    """Graph files written with ``world-features`` / ``knn-synthesis`` keep working, with the same
+    config keys and the same method as ``quality-features`` / ``quality-synthesis``."""
+    from vcgraph.errors import ConfigError
+    from vcgraph.pipeline import Pipeline
+    from vcgraph_voice.methods.quality import QualityFeatures, QualitySynthesis
+    from vcgraph_voice.presets import preset_path
+    text = open(preset_path("quality")).read()
+    assert "stage: quality-features" in text and "stage: quality-synthesis" in text
+    old = tmp_path / "old.yaml"
+    old.write_text(text.replace("stage: quality-features", "stage: world-features")
+                   .replace("stage: quality-synthesis", "stage: knn-synthesis"))
+    graph = Pipeline.from_yaml(str(old), ["nodes.voice_synthesis.config.blend=0.3"]).graph
+    features, synthesis = graph.nodes["feature_extraction"], graph.nodes["voice_synthesis"]
+    assert (features.stage_cls.name, synthesis.stage_cls.name) == ("world-features", "knn-synthesis")
+    assert issubclass(features.stage_cls, QualityFeatures) and issubclass(synthesis.stage_cls, QualitySynthesis)
+    assert synthesis.config.blend == 0.3
+    with pytest.raises(ConfigError, match="postfilter"):  # the same keys are checked
+        Pipeline.from_yaml(str(old), ["nodes.voice_synthesis.config.kk=1"])

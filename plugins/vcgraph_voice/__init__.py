@@ -1,8 +1,8 @@
 """vcgraph's built-in voice-conversion plugin.
 
 Registered through the ``vcgraph`` entry point group like any third-party plugin. Stage
-types: ``preprocess``, ``content-features`` / ``world-features`` / ``fast-features``, ``speaker-encoder``,
-``content-synthesis`` / ``knn-synthesis`` / ``fast-synthesis``, ``postprocess`` and the fallback ``safe-output``; commands: ``enroll``, ``convert``, ``eval``;
+types: ``preprocess``, ``content-features`` / ``quality-features`` / ``fast-features``, ``speaker-encoder``,
+``content-synthesis`` / ``quality-synthesis`` / ``fast-synthesis``, ``postprocess`` and the fallback ``safe-output``; commands: ``enroll``, ``convert``, ``eval``;
 value type ``speaker`` (a ``.vcp`` profile or a ``.npy`` embedding); a ``vcgraph bench``
 baseline ``stft-mel``. The seed API is importable from here::
 

@@ -59,7 +59,7 @@ class QualityResources:
     """What the quality analysis builds once and keeps: the phone labellers (pocketsphinx
     decoders, per label mode) and the matching features' mel bands (per layout).
 
-    Held by its owner (the ``world-features`` stage builds one in ``setup``); building is under
+    Held by its owner (the ``quality-features`` stage builds one in ``setup``); building is under
     a lock and each labeller decodes under its own, so threads may share one object.
     """
 

@@ -3,8 +3,9 @@ the target's envelopes, WORLD synthesis.
 
 Preset ``quality`` (``configs/quality.yaml``, the default); profile part ``quality/*``; kernels
 ``dsp/quality.py`` (the method and its measurements), ``dsp/world.py``, ``dsp/phones.py``,
-``dsp/matching.py``. Its stage types keep the names graphs have always used:
-``world-features`` (:class:`QualityFeatures`) and ``knn-synthesis`` (:class:`QualitySynthesis`).
+``dsp/matching.py``. Its stage types: ``quality-features`` (:class:`QualityFeatures`) and
+``quality-synthesis`` (:class:`QualitySynthesis`); the names graph files used before,
+``world-features`` and ``knn-synthesis``, still work (:class:`WorldFeatures`, :class:`KnnSynthesis`).
 
 Matching target frames on *content* labels rather than on spectra keeps the words while the
 envelopes come from the target.
@@ -114,7 +115,7 @@ class QualityFeatures(FeatureStage):
     and run on the CPU.
     """
 
-    name = "world-features"
+    name = "quality-features"
     Method = QualityMethod
 
     class Config(FeatureConfig):
@@ -146,7 +147,7 @@ class QualitySynthesis(SynthesisStage):
     The cuda kind computes the kNN distance matrices on the GPU; WORLD synthesis runs on the CPU.
     """
 
-    name = "knn-synthesis"
+    name = "quality-synthesis"
     Method = QualityMethod
 
     class Config(StageConfig):
@@ -167,8 +168,17 @@ class QualitySynthesis(SynthesisStage):
         return self.synthesize(ctx, features, speaker, pitch_shift, k=1)
 
 
-#: the stage classes' names before the method got its own file
-WorldFeatures, KnnSynthesis = QualityFeatures, QualitySynthesis
+class WorldFeatures(QualityFeatures):
+    """Old name of ``quality-features`` (graph files written before the method had one name)."""
+
+    name = "world-features"
+
+
+class KnnSynthesis(QualitySynthesis):
+    """Old name of ``quality-synthesis`` (graph files written before the method had one name)."""
+
+    name = "knn-synthesis"
+
 
 METHOD = QualityMethod
-STAGES = (QualityFeatures, QualitySynthesis)
+STAGES = (QualityFeatures, QualitySynthesis, WorldFeatures, KnnSynthesis)
