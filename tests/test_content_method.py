@@ -132,6 +132,22 @@ def test_profile_holds_the_target_frames(profile):
     assert n > 1000  # four sentences on a 5 ms grid
 
 
+def test_a_mis_shaped_content_part_is_refused_when_loading(profile, tmp_path):
+    """The content frames must agree in number (and the envelope and aperiodicity in width)."""
+    from vcgraph_voice.profile import VoiceProfile
+    good = tmp_path / "good.vcp"
+    profile.save(str(good))
+    assert VoiceProfile.load(str(good)).methods["content"]["content"].shape == profile.methods["content"]["content"].shape
+    for name, cut in (("content", lambda a: a[:-3]), ("ap", lambda a: a[:, :-1]), ("voiced", lambda a: a[1:])):
+        bad = VoiceProfile.load(str(good))
+        bad.methods["content"][name] = cut(bad.methods["content"][name])
+        path = tmp_path / f"bad-{name}.vcp"
+        bad.save(str(path))
+        with pytest.raises(VoiceInputError, match="'content/.*' has shape") as err:
+            VoiceProfile.load(str(path))
+        assert f"'content/{name}'" in str(err.value)  # the message names the array that was cut
+
+
 def test_conversion_moves_toward_the_target_and_keeps_duration(content_pipeline, profile):
     x, sr = voice_data.source()
     y = content_pipeline.convert(x, profile, sample_rate=sr)

@@ -191,3 +191,11 @@ def test_old_quality_stage_names_still_load(tmp_path):
     assert synthesis.config.blend == 0.3
     with pytest.raises(ConfigError, match="postfilter"):  # the same keys are checked
         Pipeline.from_yaml(str(old), ["nodes.voice_synthesis.config.kk=1"])
+
+
+def test_profile_shape_table_covers_each_methods_profile_part():
+    """What loading checks (``profile.METHOD_SHAPES``) is what each method's typed part stores."""
+    from vcgraph_voice.methods import get_method, method_names
+    from vcgraph_voice.profile import METHOD_SHAPES
+    for name in method_names():
+        assert set(METHOD_SHAPES[name]) == set(get_method(name).Target.keys().values()), name

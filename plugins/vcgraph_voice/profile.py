@@ -174,6 +174,9 @@ def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> "VoiceProfile":
 METHOD_SHAPES: dict[str, dict[str, tuple]] = {
     "fast": {"mel_mean_v": ("B",), "mel_std_v": ("B",), "mel_mean_u": ("B",), "mel_std_u": ("B",),
              "lf0_mean": (1,), "lf0_std": (1,), "mel_fmax": (1,)},
+    "content": {"mel_mean_v": ("B",), "mel_std_v": ("B",), "mel_mean_u": ("B",), "mel_std_u": ("B",),
+                "lf0_mean": (1,), "lf0_std": (1,), "mel_fmax": (1,),
+                "content": ("N", "C"), "log_env": ("N", "F"), "ap": ("N", "F"), "voiced": ("N",), "sr": (1,)},
     "quality": {"feat": ("N", "M"), "logsp": ("N", "K"), "fine": ("N",), "coarse": ("N",), "ctx": ("N",),
                 "logsp_mean": ("K",), "logsp_std": ("K",), "lf0_mean": (), "lf0_std": (), "sr": ()},
 }
