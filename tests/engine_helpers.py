@@ -28,6 +28,8 @@ SETUPS: dict[tuple[str, str], int] = {}
 SETUP_LOCK = threading.Lock()
 #: weak references to the Box objects made by the `boxer` stage
 BOXES: list[weakref.ref] = []
+#: ``ctx.outputs_read`` of each `boxer` call, appended by Boxer (cleared by tests)
+OUTPUTS_READ: list = []
 #: a Flaky kind listed in `hang` blocks until HANG_RELEASE is set, then sets HANG_DONE
 HANG_RELEASE = threading.Event()
 HANG_DONE = threading.Event()
@@ -188,6 +190,7 @@ class Boxer(Stage):
 
     @implementation("cpu")
     def run_cpu(self, ctx, x):
+        OUTPUTS_READ.append(ctx.outputs_read)
         box, extra = Box(np.asarray(x)), Box(np.zeros(10_000))
         BOXES.extend([weakref.ref(box), weakref.ref(extra)])
         return {"box": box, "extra": extra}

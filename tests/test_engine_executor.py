@@ -10,7 +10,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from engine_helpers import BOXES, CALLS, SETUPS, chain_spec, pipeline
+from engine_helpers import BOXES, CALLS, OUTPUTS_READ, SETUPS, chain_spec, pipeline
 
 from vcgraph.errors import CUDAKernelError, InputError, PipelineError, StageError, UserError
 from vcgraph.report import RunReport
@@ -343,6 +343,22 @@ def test_intermediate_values_are_released_after_their_last_consumer(registry):
     assert res["alive"] == 0
     np.testing.assert_allclose(res["y"], X)
     assert all(ref() is None for ref in BOXES)
+
+
+def test_a_stage_is_told_which_of_its_outputs_are_read(registry):
+    """``ctx.outputs_read``: ports read by another node or a graph output, nothing else."""
+    spec = {"name": "boxes", "inputs": {"x": {"type": "array"}},
+            "nodes": {"boxer": {"stage": "boxer", "inputs": {"x": "inputs.x"}},
+                      "unbox": {"stage": "unbox", "inputs": {"box": "boxer.box"}}},
+            "outputs": {"y": "unbox.x"}}
+    OUTPUTS_READ.clear()
+    pipeline(spec, registry).run({"x": X})
+    spec["outputs"]["extra"] = "boxer.extra"
+    pipeline(spec, registry).run({"x": X})
+    del spec["nodes"]["unbox"]
+    spec["outputs"] = {"extra": "boxer.extra"}
+    pipeline(spec, registry).run({"x": X})
+    assert OUTPUTS_READ == [frozenset({"box"}), frozenset({"box", "extra"}), frozenset({"extra"})]
 
 
 # -- cut and stream --------------------------------------------------------------------------
