@@ -199,6 +199,37 @@ def test_batch_convert_continues_past_failures(fast_pipeline, profile, source):
         fast_pipeline.batch_convert(items, [profile.embedding, profile.embedding], sample_rate=sr)
 
 
+def test_batch_size_items_are_converted_at_once_and_results_keep_their_order(profile, source, monkeypatch):
+    """``PipelineConfig.batch_size``: that many in-memory items at once, outputs in input order,
+    the same outputs as one at a time."""
+    import time
+    x, sr = source
+    items = [x[: sr // 2], x[sr // 2: sr], x[sr: 2 * sr], x[: sr]]
+    outs, peaks = {}, {}
+    for size in (1, 3):
+        vc = VoiceConversionPipeline(PipelineConfig(preset="fast", batch_size=size))
+        active, peak, lock = [0], [0], threading.Lock()
+        convert = vc.convert
+
+        def counting(*args, **kwargs):
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            try:
+                time.sleep(0.05)
+                return convert(*args, **kwargs)
+            finally:
+                with lock:
+                    active[0] -= 1
+
+        monkeypatch.setattr(vc, "convert", counting)
+        outs[size], peaks[size] = vc.batch_convert(items, profile, sample_rate=sr), peak[0]
+    assert peaks == {1: 1, 3: 3}
+    assert [len(o) for o in outs[3]] == [round(len(i) * 22050 / sr) for i in items]
+    for a, b in zip(outs[1], outs[3]):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
 def test_concurrent_conversions_share_one_pipeline(fast_pipeline, profile, source):
     x, sr = source
     ref = fast_pipeline.convert(x[: sr], profile, sample_rate=sr)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -39,10 +40,10 @@ class PipelineConfig:
     ``preset`` picks the graph (``quality`` — the default — or ``fast``, or a YAML path);
     ``overrides`` are extra dotted graph overrides (``nodes.voice_synthesis.config.k=4``).
     The audio and pitch fields set the graph's ``vars``; the error-handling fields and
-    ``use_cuda`` its ``settings``. ``chunk_size`` and ``batch_size`` are accepted for
-    compatibility with the seed design and change nothing: a conversion processes the whole
-    recording at once (use ``pipeline.pipeline.stream()`` for block-wise processing), and
-    :meth:`VoiceConversionPipeline.batch_convert` converts its items one after another.
+    ``use_cuda`` its ``settings``. ``batch_size`` is how many items
+    :meth:`VoiceConversionPipeline.batch_convert` converts at once (threads sharing the
+    pipeline) for arrays in memory. ``chunk_size`` is accepted for compatibility with the seed
+    design and changes nothing: a conversion processes the whole recording at once.
     """
 
     # Audio parameters
@@ -172,18 +173,32 @@ class VoiceConversionPipeline:
         if len(targets) != n:
             raise VoiceInputError(f"{n} audio items but {len(targets)} target embeddings")
         keep_going = self.config.fallback_on_error if continue_on_error is None else continue_on_error
-        results: list = []
-        for i, (audio, target) in enumerate(zip(audio_list, targets)):
-            if progress_callback:
-                progress_callback(100.0 * i / max(n, 1), f"item {i + 1}/{n}")
+
+        def one(i: int):
             f0 = source_f0s[i] if source_f0s is not None else None
+            return self.convert(audio_list[i], targets[i], f0, pitch_shift_semitones, sample_rate=sample_rate)
+
+        results: list = [None] * n
+        if progress_callback:
+            progress_callback(0.0, f"0/{n} items")
+        # the pipeline is shared by threads: ``batch_size`` conversions run at once, results in order
+        with ThreadPoolExecutor(max_workers=max(1, min(self.config.batch_size, n))) as pool:
+            futures = {pool.submit(one, i): i for i in range(n)}
             try:
-                results.append(self.convert(audio, target, f0, pitch_shift_semitones, sample_rate=sample_rate))
-            except Exception as exc:
-                if not keep_going:
-                    raise
-                log.warning("batch item %d of %d failed: %s", i + 1, n, exc)
-                results.append(None)
+                for done, future in enumerate(as_completed(futures), 1):
+                    i = futures[future]
+                    try:
+                        results[i] = future.result()
+                    except Exception as exc:
+                        if not keep_going:
+                            raise
+                        log.warning("batch item %d of %d failed: %s", i + 1, n, exc)
+                    if progress_callback:
+                        progress_callback(100.0 * done / n, f"{done}/{n} items")
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
         if progress_callback:
             progress_callback(100.0, "completed")
         return results
