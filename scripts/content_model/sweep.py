@@ -35,6 +35,8 @@ def main():
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "speech-dev"))
     ap.add_argument("--pairs", default="rms:slt,slt:rms,awb:kal16,kal16:awb,slt:awb,kal16:rms")
     ap.add_argument("--test-utts", default="9-12")
+    ap.add_argument("--ref-utts", default="1-8", help="reference sentences enrolled per target (vc_score's "
+                    "default 1-8; the judges' centroids use 17-24, so a range that overlaps them flatters similarity)")
     ap.add_argument("--no-whisper", action="store_true")
     a = ap.parse_args()
     import vc_score as vs
@@ -83,7 +85,7 @@ def main():
         for pair in a.pairs.split(","):
             s, t = pair.split(":")
             if t not in profiles:
-                profiles[t] = enroll_files([wav(t, i) for i in vs.span("1-8")], **({"presets": presets} if presets else {}))
+                profiles[t] = enroll_files([wav(t, i) for part in a.ref_utts.split(",") for i in vs.span(part)], **({"presets": presets} if presets else {}))
             for i in vs.span(a.test_utts):
                 src = wav(s, i)
                 out = os.path.join(tmp, f"{name}-{s}2{t}-{i}.wav")
