@@ -43,6 +43,10 @@ def register_stages(register):
     for stage in (Preprocess, ContentFeatures, WorldFeatures, FastFeatures, SpeakerEncoder, ContentSynthesis,
                   KnnSynthesis, FastSynthesis, Postprocess, SafeOutput):
         register(stage)
+    from .stages.fast_stream import FastStreamFeatures, FastStreamSynthesis
+    from .stages.stream_io import StreamInput, StreamOutput
+    for stage in (StreamInput, FastStreamFeatures, FastStreamSynthesis, StreamOutput):  # streaming (configs/stream.yaml)
+        register(stage)
 
 
 @hookimpl
