@@ -3,6 +3,6 @@ its latency (:func:`stream_latency`), the choice of settings for a latency budge
 (:mod:`.adaptive`), the ``vcgraph stream`` command (:mod:`.cli`) and live audio (:mod:`.live`)."""
 from __future__ import annotations
 
-from .session import STREAM_CONFIG, Latency, VoiceStream, stream_latency
+from .session import STREAM_CONFIG, Latency, VoiceStream, open_stream, stream_latency
 
-__all__ = ["STREAM_CONFIG", "Latency", "VoiceStream", "stream_latency"]
+__all__ = ["STREAM_CONFIG", "Latency", "VoiceStream", "open_stream", "stream_latency"]

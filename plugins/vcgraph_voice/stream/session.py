@@ -131,7 +131,8 @@ class VoiceStream:
         self._inputs = {"target": _target(target), "pitch_shift": check_pitch_shift(pitch_shift),
                         "delay_samples": self.latency.delay_samples, "sample_rate": self.sample_rate}
         self._stream = pipeline.stream()
-        self.seconds: list[float] = []   # processing time of each block
+        self.seconds: list[float] = []   # processing time of each block (wall clock)
+        self.cpu_seconds: list[float] = []  # ... and CPU time of this thread (what other processes do not inflate)
         self.sizes: list[int] = []
         self.last_report = None
         self._flushed = False
@@ -156,9 +157,10 @@ class VoiceStream:
         """Convert one block (samples at ``sample_rate``); returns as many samples."""
         if self._flushed:
             raise VoiceInputError("this stream was flushed; start a new one")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         y = self._run(block)
         self.seconds.append(time.perf_counter() - t0)
+        self.cpu_seconds.append(time.thread_time() - c0)
         self.sizes.append(len(y))
         return y
 
@@ -186,9 +188,11 @@ class VoiceStream:
         st = self._stream.state.get("stream_output", {}).get("obj") or {}
         return int(st.get("underruns", 0))
 
-    def block_ratios(self) -> np.ndarray:
-        """Processing time / block duration, per full-size block processed."""
-        s = np.array([t for t, n in zip(self.seconds, self.sizes) if n == self.block_size])
+    def block_ratios(self, cpu: bool = False) -> np.ndarray:
+        """Processing time (wall clock, or this thread's CPU time) / block duration, per
+        full-size block processed."""
+        times = self.cpu_seconds if cpu else self.seconds
+        s = np.array([t for t, n in zip(times, self.sizes) if n == self.block_size])
         return s / (self.block_size / self.sample_rate)
 
     def implementations(self) -> dict[str, str]:
@@ -199,14 +203,42 @@ class VoiceStream:
 
     def summary(self, skip: int = 2) -> dict:
         """Latency and timing figures (the first ``skip`` blocks, warm-up, left out)."""
-        r = self.block_ratios()
+        r, rc = self.block_ratios(), self.block_ratios(cpu=True)
         r = r[skip:] if r.size > skip else r
+        rc = rc[skip:] if rc.size > skip else rc
         lat = self.latency
         return {"algorithmic_latency_ms": round(lat.algorithmic_ms, 2), "block_ms": round(lat.block_ms, 2),
                 "p50_block_ratio": round(float(np.percentile(r, 50)), 4) if r.size else None,
                 "p99_block_ratio": round(float(np.percentile(r, 99)), 4) if r.size else None,
                 "max_block_ratio": round(float(r.max()), 4) if r.size else None,
+                "p50_cpu_block_ratio": round(float(np.percentile(rc, 50)), 4) if rc.size else None,
+                "p99_cpu_block_ratio": round(float(np.percentile(rc, 99)), 4) if rc.size else None,
                 "blocks": int(r.size), "latency_parts_ms": lat.parts_ms, "sample_rate": lat.input_rate,
                 "working_rate": lat.working_rate, "delay_samples": lat.delay_samples,
                 "torch_threads": self.threads, "implementations": self.implementations(),
                 "underruns": self.underruns, **({"choice": self.choice} if self.choice else {})}
+
+
+def open_stream(target, *, sample_rate: int, block_size: int | None = None, latency_budget_ms: float | None = None,
+                config: str = STREAM_CONFIG, overrides: list[str] | tuple = (), pitch_shift: float = 0.0,
+                threads: int | None = 1, use_cuda: bool = False) -> VoiceStream:
+    """A :class:`VoiceStream` with ``block_size`` samples per block (default 20 ms), or, given
+    ``latency_budget_ms``, with the block size and settings :func:`.adaptive.choose` picks
+    (recorded in ``stream.choice``)."""
+    from vcgraph.pipeline import Pipeline
+    if block_size is not None and latency_budget_ms is not None:
+        raise VoiceInputError("give a block size or a latency budget, not both (the budget picks the block)")
+    if threads:
+        import torch
+        torch.set_num_threads(int(threads))
+    choice = None
+    if latency_budget_ms is not None:
+        from .adaptive import choose
+        pipe, block_size, choice = choose(latency_budget_ms, sample_rate=sample_rate, target=target, config=config,
+                                          overrides=overrides, use_cuda=use_cuda)
+    else:
+        cuda = [f"settings.use_cuda={'true' if use_cuda else 'false'}"]
+        pipe = Pipeline.from_yaml(config, cuda + list(overrides))
+        block_size = int(round(sample_rate * 0.020)) if block_size is None else block_size
+    return VoiceStream(pipe, target, sample_rate=sample_rate, block_size=block_size, pitch_shift=pitch_shift,
+                       threads=threads, choice=choice)
