@@ -68,6 +68,7 @@ class StreamSettings:
     warp_every: int = 40              # frames between warp re-estimates
     silence_db: float = -50.0         # YIN gate under the running peak
     speech_db: float = 45.0           # speech mask under the running peak
+    floor_dbfs: float = -80.0         # quieter frames are never voiced nor speech (digital silence)
     prior_f0_hz: float = 150.0
     prior_lf0_std: float = 0.18
 
@@ -197,10 +198,10 @@ class StreamAnalyzer:
         ms = ((cs[cen + g.n_fft] - cs[cen]) / g.n_fft).float()
         db = 10 * torch.log10(ms + 1e-12)
         ref = self.peak.update(db)
-        gate = db > ref + s.silence_db
+        gate = (db > ref + s.silence_db) & (db > s.floor_dbfs)
         voiced = voiced & gate
         f0 = torch.where(voiced, f0, torch.zeros_like(f0))
-        speech = db > ref - s.speech_db
+        speech = (db > ref - s.speech_db) & (db > s.floor_dbfs)
         log_mel = 0.5 * torch.log(torch.exp(2 * env) @ self.fb + 1e-10)
         # keep the history the next window needs
         keep = (last + 1 - s.context_frames - self.left) * g.hop

@@ -131,6 +131,8 @@ class StreamOutput(Stage):
         loudness_dbfs: float = Field(-20.0, ge=-60.0, le=0.0, description="target RMS of active speech, dBFS")
         agc_time_s: float = Field(1.0, gt=0.0, le=30.0, description="time constant of the level estimate")
         peak: float = Field(0.99, gt=0.0, le=1.0, description="peak limit")
+        floor_dbfs: float = Field(-60.0, ge=-120.0, le=0.0, description="quieter frames never count as active")
+        max_gain_db: float = Field(30.0, ge=0.0, le=60.0, description="most the level control amplifies")
 
     inputs = {"audio": Port("stream_chunk", "converted samples at the working rate"),
               "block": Port("stream_chunk", "the input block (its length and rate)"),
@@ -157,14 +159,14 @@ class StreamOutput(Stage):
             ms = (y[:m].reshape(-1, frame) ** 2).mean(1)
             db = 10 * torch.log10(ms + 1e-12)
             st["peak_db"] = max(float(db.max()), st["peak_db"] - 3.0 * m / rate)
-            active = ms[db > st["peak_db"] - 40.0]
+            active = ms[db > max(st["peak_db"] - 40.0, self.config.floor_dbfs)]
             if active.numel():
                 a = float(np.exp(-active.numel() * frame / (c.agc_time_s * rate)))
                 cur = float(active.mean())
                 st["ms"] = cur if st["ms"] is None else a * st["ms"] + (1 - a) * cur
         target = 10 ** (c.loudness_dbfs / 20)
         new = target / max(np.sqrt(st["ms"]), 1e-6) if st["ms"] else 1.0
-        new = min(new, 1e3)
+        new = min(new, 10 ** (c.max_gain_db / 20))
         old = new if st["gain"] is None else st["gain"]
         g = torch.linspace(old, new, n + 1)[1:]
         out = y * g
@@ -196,8 +198,8 @@ class StreamOutput(Stage):
         if hi > lo:
             out[lo - start:hi - start] = q[lo - st["queue_start"]:hi - st["queue_start"]]
         if start + n > st["queue_start"] + q.numel() and start + n > 0:
-            st["underruns"] += 1
-        drop = max(0, start + n - st["queue_start"])
+            st["underruns"] += 1  # not ready: zeros now; those samples are skipped when they come
+        drop = min(q.numel(), max(0, start + n - st["queue_start"]))
         st["queue"], st["queue_start"] = q[drop:], st["queue_start"] + drop
         st["next"] = start + n
         out = out.clamp(-1.0, 1.0).numpy()

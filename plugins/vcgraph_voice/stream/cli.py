@@ -115,12 +115,13 @@ def cmd_stream(args: argparse.Namespace) -> int:
     x = np.asarray(x, np.float32)
     n, dur = stream.block_size, stream.block_size / audio.sample_rate
     outs, t0 = [], time.perf_counter()
-    for i, start in enumerate(range(0, len(x), n)):
+    padded = np.concatenate([x, np.zeros(-len(x) % n, np.float32)])  # the file's end: silence after it
+    for i, start in enumerate(range(0, len(padded), n)):
         if not args.no_pace:  # block i is complete at (i + 1) block durations
             wait = t0 + (i + 1) * dur - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)
-        outs.append(stream.process(x[start:start + n]))
+        outs.append(stream.process(padded[start:start + n]))
     outs.append(stream.flush())
     y = np.concatenate(outs)[stream.latency.delay_samples:][:len(x)]
     write_audio(args.output, Audio(y.astype(np.float32), audio.sample_rate))

@@ -136,6 +136,7 @@ class VoiceStream:
         self.sizes: list[int] = []
         self.last_report = None
         self._flushed = False
+        self._underrun_offset = 0
 
     @property
     def target(self):
@@ -154,7 +155,11 @@ class VoiceStream:
         return result["audio"].samples
 
     def process(self, block) -> np.ndarray:
-        """Convert one block (samples at ``sample_rate``); returns as many samples."""
+        """Convert one block (samples at ``sample_rate``); returns as many samples.
+
+        The delay is exact for blocks of ``block_size``; a block of another length (the last
+        one of a file) may come back with up to one frame hop (5 ms) at its end not ready
+        (zeros, counted in :attr:`underruns`) -- :meth:`convert` pads the last block instead."""
         if self._flushed:
             raise VoiceInputError("this stream was flushed; start a new one")
         t0, c0 = time.perf_counter(), time.thread_time()
@@ -168,16 +173,23 @@ class VoiceStream:
         """The last ``latency.delay_samples`` of output (feeds silence through); ends the stream."""
         if self._flushed:
             raise VoiceInputError("this stream was already flushed")
-        need, outs = self.latency.delay_samples, []
-        while sum(len(o) for o in outs) < need:
-            outs.append(self._run(np.zeros(self.block_size, np.float32)))
+        # one block of silence long enough that the last delay_samples are complete whatever
+        # the last block's length was; the silence's own output (beyond them) is not needed
+        need = self.latency.delay_samples
+        hop = int(np.ceil(self.sample_rate * 0.005)) + 1
+        before = self.underruns
+        y = self._run(np.zeros(need + hop + self.block_size, np.float32))
+        self._underrun_offset = self.underruns - before
         self._flushed = True
-        return np.concatenate(outs)[:need] if outs else np.zeros(0, np.float32)
+        return y[:need]
 
     def convert(self, samples) -> np.ndarray:
-        """A whole signal block by block; the output time-aligned with it, of its length."""
+        """A whole signal block by block; the output time-aligned with it, of its length (a
+        last, shorter block is completed with silence, so its end is ready in time too)."""
         x = np.asarray(samples, np.float32)
-        outs = [self.process(x[i:i + self.block_size]) for i in range(0, len(x), self.block_size)]
+        n = self.block_size
+        x_full = np.concatenate([x, np.zeros(-len(x) % n, np.float32)])
+        outs = [self.process(x_full[i:i + n]) for i in range(0, len(x_full), n)]
         outs.append(self.flush())
         return np.concatenate(outs)[self.latency.delay_samples:][:len(x)]
 
@@ -186,7 +198,7 @@ class VoiceStream:
     def underruns(self) -> int:
         """Blocks whose output was not ready in time (0 unless blocks vary in size)."""
         st = self._stream.state.get("stream_output", {}).get("obj") or {}
-        return int(st.get("underruns", 0))
+        return int(st.get("underruns", 0)) - self._underrun_offset
 
     def block_ratios(self, cpu: bool = False) -> np.ndarray:
         """Processing time (wall clock, or this thread's CPU time) / block duration, per
