@@ -18,6 +18,8 @@ from vcgraph.pipeline import Pipeline  # noqa: E402
 
 from vcgraph_voice.errors import VoiceInputError  # noqa: E402
 from vcgraph_voice.stream import STREAM_CONFIG, VoiceStream, stream_latency  # noqa: E402
+from vcgraph_voice.stream.measure import (convert_with_edges, edge_click_ratio, f0_cents_difference,  # noqa: E402
+                                          log_spectral_distance)
 
 import voice_data  # noqa: E402
 
@@ -58,21 +60,9 @@ def streamed(pipe, profile, src):
 
 
 def _stream_with_edges(pipe, profile, x, block):
-    from vcgraph_voice.dsp.fast_stream import StreamSynth
-    edges, push = [], StreamSynth.push
-
-    def recording(self, *a, **kw):
-        out = push(self, *a, **kw)
-        edges.append(self.done)
-        return out
-
-    StreamSynth.push = recording
-    try:
-        vs = VoiceStream(pipe, profile, sample_rate=SR, block_size=block)
-        y = vs.convert(x)
-    finally:
-        StreamSynth.push = push
-    return y, np.array(edges[:-1]), vs
+    vs = VoiceStream(pipe, profile, sample_rate=SR, block_size=block)
+    y, edges = convert_with_edges(vs, x)
+    return y, edges, vs
 
 
 @pytest.fixture(scope="module")
@@ -163,45 +153,21 @@ def _profile_f0(profile) -> float:
     return float(np.exp(profile.methods["fast"]["lf0_mean"][0]))
 
 
-def _f0_track(y):
-    from vcgraph_voice.dsp.f0 import track_f0
-    f, v = track_f0(torch.from_numpy(np.ascontiguousarray(y, np.float32)), SR, 80, 60.0, 500.0)
-    return f.numpy(), v.numpy()
-
-
-def _lsd(a, b) -> float:
-    """Log-spectral distance (dB) over active frames, each frame's mean level removed (the
-    streaming level control converges over a second; offline normalises the whole file)."""
-    def spec(x):
-        X = torch.stft(torch.from_numpy(np.ascontiguousarray(x, np.float32)), 512, 80,
-                       window=torch.hann_window(512), return_complex=True).abs()
-        return 20 * torch.log10(X + 1e-5), 10 * torch.log10((X ** 2).sum(0) + 1e-9)
-    la, ea = spec(a)
-    lb, _ = spec(b)
-    act = ea > ea.max() - 40
-    la, lb = la - la.mean(0, keepdim=True), lb - lb.mean(0, keepdim=True)
-    return float(torch.sqrt(((la - lb) ** 2).mean(0))[act].mean())
-
-
 def test_streamed_f0_follows_offline(streamed, offline):
     """Voiced frames of both: median |difference| under 100 cents, while the conversion moves
     F0 by ~870 cents (105 -> 173 Hz). The streaming F0 mapping starts from a prior and learns
     the speaker's mean as it goes (offline knows the whole utterance): ~50 cents on this clip."""
     y, _, _ = streamed
-    fs, vs = _f0_track(y)
-    fo, vo = _f0_track(offline)
-    both = vs & vo
-    assert both.mean() > 0.3
-    cents = np.abs(1200 * np.log2(fs[both] / fo[both]))
-    assert np.median(cents) < 100, np.median(cents)
-    assert (vs == vo).mean() > 0.75  # voicing decisions mostly agree
+    cents, agree = f0_cents_difference(y, offline, SR)
+    assert cents < 100, cents
+    assert agree > 0.75  # voicing decisions mostly agree
 
 
 def test_streamed_spectrum_close_to_offline(streamed, offline, src):
     """Streamed output is much nearer the offline output than the source is (log-spectral
     distance; measured ~10 dB against ~16 dB for the source)."""
     y, _, _ = streamed
-    d_stream, d_source = _lsd(y, offline), _lsd(src, offline)
+    d_stream, d_source = log_spectral_distance(offline, y), log_spectral_distance(offline, src)
     assert d_stream < 0.75 * d_source, (d_stream, d_source)
 
 
@@ -211,24 +177,14 @@ def test_f0_moves_to_the_target(streamed, src, profile):
     assert abs(np.log2(f_out / f_tgt)) < 0.2 < abs(np.log2(f_src / f_tgt)), (f_src, f_out, f_tgt)
 
 
-def edge_click_ratio(y, edges, hop: int = 80, half: int = 2) -> float:
-    """Energy of the 2 kHz high-passed output in +-``half`` samples at the synthesis chunk
-    edges, over the same measure one hop before and one and two hops after each edge: the
-    same place on the frame grid, but inside a chunk. A click (a step or kink of the
-    waveform) is broadband and shows as a spike there; ~1 means the edges are invisible."""
-    from scipy.signal import butter, sosfilt
-    hp = sosfilt(butter(4, 2000, "highpass", fs=SR, output="sos"), y)
-    e = np.convolve(hp ** 2, np.ones(2 * half), mode="same")
-    edges = edges[(edges > 4 * hop) & (edges < len(y) - 4 * hop)]
-    ref = np.concatenate([edges + k * hop for k in (-1, 1, 2)])
-    active = e > np.percentile(e, 30)  # silence left out of both
-    return float(e[edges][active[edges]].mean() / e[ref][active[ref]].mean())
+def _clicks(y, edges) -> float:
+    return edge_click_ratio(y, edges, SR, hop=80)
 
 
 def test_no_clicks_at_block_edges(streamed):
     y, edges, _ = streamed
     assert len(edges) > 50
-    assert edge_click_ratio(y, edges) < 1.25
+    assert _clicks(y, edges) < 1.25
 
 
 @pytest.mark.parametrize("fault, at_least", [("no-crossfade", 10.0), ("lost-overlap", 1.8)])
@@ -253,7 +209,7 @@ def test_click_measure_catches_a_broken_crossfade(pipe, profile, src, fault, at_
         y, edges, _ = _stream_with_edges(pipe, profile, src, 320)
     finally:
         StreamSynth.push = push
-    assert edge_click_ratio(y, edges) > at_least
+    assert _clicks(y, edges) > at_least
 
 
 # -- other rates ----------------------------------------------------------------------------

@@ -135,6 +135,7 @@ class VoiceStream:
         self.cpu_seconds: list[float] = []  # ... and CPU time of this thread (what other processes do not inflate)
         self.sizes: list[int] = []
         self.last_report = None
+        self.node_seconds: dict[str, list[float]] = {}  # per node, per block
         self._flushed = False
         self._underrun_offset = 0
 
@@ -152,6 +153,8 @@ class VoiceStream:
         with torch.inference_mode():  # less per-op overhead than no_grad, which matters at 10-20 ms
             result = self._stream.process({**self._inputs, "audio": block})
         self.last_report = result.report
+        for name, rep in result.report.nodes.items():
+            self.node_seconds.setdefault(name, []).append(rep.seconds or 0.0)
         return result["audio"].samples
 
     def process(self, block) -> np.ndarray:
@@ -228,7 +231,10 @@ class VoiceStream:
                 "blocks": int(r.size), "latency_parts_ms": lat.parts_ms, "sample_rate": lat.input_rate,
                 "working_rate": lat.working_rate, "delay_samples": lat.delay_samples,
                 "torch_threads": self.threads, "implementations": self.implementations(),
-                "underruns": self.underruns, **({"choice": self.choice} if self.choice else {})}
+                "underruns": self.underruns,
+                "node_p50_ms": {k: round(1000 * float(np.median(v[skip:] or v)), 3)
+                                for k, v in self.node_seconds.items()},
+                **({"choice": self.choice} if self.choice else {})}
 
 
 def open_stream(target, *, sample_rate: int, block_size: int | None = None, latency_budget_ms: float | None = None,
