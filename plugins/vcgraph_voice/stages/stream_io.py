@@ -140,37 +140,36 @@ class StreamOutput(Stage):
     outputs = {"audio": Port("audio", "vcgraph.audio.Audio: exactly the input block's length")}
 
     def _make(self, ctx, chunk: StreamChunk, block: StreamChunk, delay: int) -> dict:
-        st = {"queue": torch.zeros(0), "queue_start": 0, "next": -int(delay), "gain": None, "ms": None,
+        st = {"queue": np.zeros(0, np.float32), "queue_start": 0, "next": -int(delay), "gain": None, "ms": None,
               "peak_db": -120.0, "resampler": None, "underruns": 0}
         if chunk.sample_rate != block.source_rate:
             from ..dsp.stream_resample import StreamResampler
             st["resampler"] = StreamResampler(chunk.sample_rate, block.source_rate, "cpu")
         return st
 
-    def _agc(self, st: dict, y: torch.Tensor, rate: int) -> torch.Tensor:
-        """Gain ramped linearly across the chunk from the last gain to the new one (no steps)."""
+    def _agc(self, st: dict, y: np.ndarray, rate: int) -> np.ndarray:
+        """Gain ramped linearly across the chunk from the last gain to the new one (no steps);
+        numpy: a few small operations per block, cheaper than torch's per-call overhead."""
         c = self.config
-        n = y.numel()
+        n = y.size
         if n == 0:
             return y
         frame = max(1, rate // 100)
         m = n // frame * frame
         if m:
             ms = (y[:m].reshape(-1, frame) ** 2).mean(1)
-            db = 10 * torch.log10(ms + 1e-12)
+            db = 10 * np.log10(ms + 1e-12)
             st["peak_db"] = max(float(db.max()), st["peak_db"] - 3.0 * m / rate)
-            active = ms[db > max(st["peak_db"] - 40.0, self.config.floor_dbfs)]
-            if active.numel():
-                a = float(np.exp(-active.numel() * frame / (c.agc_time_s * rate)))
+            active = ms[db > max(st["peak_db"] - 40.0, c.floor_dbfs)]
+            if active.size:
+                a = float(np.exp(-active.size * frame / (c.agc_time_s * rate)))
                 cur = float(active.mean())
                 st["ms"] = cur if st["ms"] is None else a * st["ms"] + (1 - a) * cur
         target = 10 ** (c.loudness_dbfs / 20)
-        new = target / max(np.sqrt(st["ms"]), 1e-6) if st["ms"] else 1.0
-        new = min(new, 10 ** (c.max_gain_db / 20))
+        new = min(target / max(np.sqrt(st["ms"]), 1e-6) if st["ms"] else 1.0, 10 ** (c.max_gain_db / 20))
         old = new if st["gain"] is None else st["gain"]
-        g = torch.linspace(old, new, n + 1)[1:]
-        out = y * g
-        peak = float(out.abs().max())
+        out = y * np.linspace(old, new, n + 1, dtype=np.float32)[1:]
+        peak = float(np.abs(out).max())
         if peak > c.peak:  # limit: scale the chunk down and remember the lower gain
             out = out * (c.peak / peak)
             new = new * c.peak / peak
@@ -188,19 +187,18 @@ class StreamOutput(Stage):
         st = ctx.state.get("obj")
         if st is None:
             st = ctx.state["obj"] = self._make(ctx, audio, block, delay_samples)
-        y = self._agc(st, audio.samples.detach().float().cpu(), audio.sample_rate)
+        y = self._agc(st, audio.samples.detach().float().cpu().numpy(), audio.sample_rate)
         if st["resampler"] is not None:
-            y = st["resampler"].push(y)
-        q = torch.cat([st["queue"], y])
+            y = st["resampler"].push(torch.from_numpy(y)).numpy()
+        q = np.concatenate([st["queue"], y.astype(np.float32, copy=False)])
         n, start = block.source_length, st["next"]
-        out = torch.zeros(n)
-        lo, hi = max(start, st["queue_start"]), min(start + n, st["queue_start"] + q.numel())
+        out = np.zeros(n, np.float32)
+        lo, hi = max(start, st["queue_start"]), min(start + n, st["queue_start"] + q.size)
         if hi > lo:
             out[lo - start:hi - start] = q[lo - st["queue_start"]:hi - st["queue_start"]]
-        if start + n > st["queue_start"] + q.numel() and start + n > 0:
+        if start + n > st["queue_start"] + q.size and start + n > 0:
             st["underruns"] += 1  # not ready: zeros now; those samples are skipped when they come
-        drop = min(q.numel(), max(0, start + n - st["queue_start"]))
+        drop = min(q.size, max(0, start + n - st["queue_start"]))
         st["queue"], st["queue_start"] = q[drop:], st["queue_start"] + drop
         st["next"] = start + n
-        out = out.clamp(-1.0, 1.0).numpy()
-        return {"audio": Audio(out.astype(np.float32), block.source_rate)}
+        return {"audio": Audio(np.clip(out, -1.0, 1.0), block.source_rate)}
