@@ -3,7 +3,8 @@
 Frame grid: frame ``k`` is centred on global sample ``k * hop`` (the offline grid of
 :mod:`.fast`). Three stateful objects, each fed what the previous one produced:
 
-* :class:`StreamAnalyzer` keeps a ring of input history. When samples arrive it analyses
+* :class:`StreamAnalyzer` keeps a ring of input history (its envelopes are put on the offline
+  analysis window's level scale, which the profile statistics were measured on). When samples arrive it analyses
   one window (history + new samples) with the offline torch YIN and envelope analyser and
   returns every frame whose window, plus ``lookahead_frames`` of later frames (the F0
   median filters and aperiodicity smoothing read them), is complete. Look-ahead:
@@ -14,7 +15,9 @@ Frame grid: frame ``k`` is centred on global sample ``k * hop`` (the offline gri
 
   - source log-F0 mean / std: a generic adult prior (150 Hz, 0.18) worth
     ``prior_mean_frames`` / ``prior_std_frames`` voiced frames, updated with every voiced
-    frame and forgotten with a ``tau_s`` time constant;
+    frame (clipped to 4 deviations of the estimate so far: a stray octave error at a
+    window's edge must not inflate a short stream's deviation) and forgotten with a ``tau_s``
+    time constant;
   - source log-mel mean / std per class (voiced / unvoiced speech): the *target's* profile
     statistics as the prior (so the envelope starts unchanged and moves as evidence comes);
   - the speech mask (offline: 45 dB under the utterance's 98th-percentile energy) and the
@@ -110,6 +113,12 @@ def frame_grid(sr: int, s: StreamSettings) -> Geometry:
     return Geometry(sr, hop, n_fft, synth, half, s.lookahead_frames * hop + half, ap_fft, ap_lag)
 
 
+def window_log_gain(n_ref: int, n: int) -> float:
+    """``0.5 * ln(sum(w_ref^2) / sum(w^2))`` for Hann windows of ``n_ref`` and ``n`` samples:
+    what to add to a log envelope analysed with ``n`` to read it on ``n_ref``'s scale."""
+    return 0.5 * math.log(float(torch.hann_window(n_ref).square().sum() / torch.hann_window(n).square().sum()))
+
+
 def _rebin(n_from: int, n_to: int) -> torch.Tensor:
     """``[n_from//2+1, n_to//2+1]``: linear interpolation of a spectrum between FFT sizes."""
     pos = torch.arange(n_to // 2 + 1, dtype=torch.float32) * (n_from / n_to)
@@ -132,6 +141,9 @@ class StreamAnalyzer:
         self.ana = EnvelopeAnalyzer(sr, g.n_fft, g.hop, lifter_ratio=p.lifter_ratio, ap_floor=p.ap_floor,
                                     ap_power=p.ap_power).to(self.device)
         self.fb, _ = mel_matrix(sr, g.n_fft, p.n_mels, p.mel_fmax, self.device)
+        # a band-smoothed envelope scales with the window's power: put it on the offline
+        # analysis's scale, which the profile's statistics were measured on
+        self.env_offset = window_log_gain(p.fft_size(sr), g.n_fft)
         self.ap_ana = None if g.ap_fft == g.n_fft else EnvelopeAnalyzer(
             sr, g.ap_fft, g.hop, lifter_ratio=p.lifter_ratio, ap_floor=p.ap_floor, ap_power=p.ap_power).to(self.device)
         self.ap_rebin = None if self.ap_ana is None else _rebin(g.ap_fft, g.n_fft).to(self.device)
@@ -190,7 +202,7 @@ class StreamAnalyzer:
             ap = ap_long[j0 - g.ap_lag:j1 - g.ap_lag] @ self.ap_rebin
         else:
             ap = ap[j0:j1]
-        f0, voiced, env = f0[j0:j1], voiced[j0:j1], env[j0:j1]
+        f0, voiced, env = f0[j0:j1], voiced[j0:j1], env[j0:j1] + self.env_offset
         # level of each frame (rms over the analysis window, dBFS) against the running peak
         sq = F.pad(win * win, (g.n_fft // 2, g.n_fft // 2))
         cen = torch.arange(j0, j1, device=self.device) * g.hop
@@ -305,7 +317,7 @@ class StreamMapper:
         f0, voiced, env, ap, speech = fr["f0"], fr["voiced"], fr["log_env"], fr["ap"], fr["speech"]
         T = f0.shape[0]
         lf = torch.log(f0.clamp_min(1.0))
-        self.lf0.update(lf, voiced)
+        self.lf0.update(lf, voiced, clip_sd=4.0)
         if self.t_lf0 is not None:
             mu_s, sd_s = self.lf0.mean, self.lf0.std.clamp_min(0.02)
             lf = (lf - mu_s) / sd_s * self.t_lf0[1] + self.t_lf0[0]
@@ -358,6 +370,7 @@ class StreamSynth:
         self.gn = torch.sqrt(self.window.square().sum())
         self.m = torch.arange(S, device=self.device, dtype=torch.float64) - S // 2
         self.rebin = _rebin(g.n_fft, S).to(self.device) if g.n_fft != S else None
+        self.env_offset = -window_log_gain(settings.fast.fft_size(sr), S)  # envelopes come on the offline scale
         self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(settings.fast.seed if seed is None else seed)
         self.noise = torch.zeros(0, device=self.device)
@@ -385,6 +398,7 @@ class StreamSynth:
         if self.rebin is not None:
             log_env = log_env @ self.rebin
             ap = ap @ self.rebin
+        log_env = log_env + self.env_offset
         f = f0.double().clamp_min(20.0)
         prev = f[:1] if self.prev_f0 is None else torch.tensor([self.prev_f0], dtype=torch.float64,
                                                                 device=self.device)

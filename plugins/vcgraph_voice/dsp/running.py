@@ -34,8 +34,13 @@ class RunningMoments:
         self.s2 = torch.zeros_like(self.mean0)
         self.count = 0.0  # counted frames, without forgetting
 
-    def update(self, x: torch.Tensor, mask: torch.Tensor) -> None:
-        """Add the frames of ``x`` (``[T]`` or ``[T, D]``) where ``mask`` (``[T]`` bool) is true."""
+    def update(self, x: torch.Tensor, mask: torch.Tensor, clip_sd: float | None = None) -> None:
+        """Add the frames of ``x`` (``[T]`` or ``[T, D]``) where ``mask`` (``[T]`` bool) is true;
+        with ``clip_sd``, each value clipped to the current mean +- that many deviations first
+        (one octave error must not move a short stream's estimate far)."""
+        if clip_sd is not None:
+            mu, sd = self.mean, self.std
+            x = torch.minimum(torch.maximum(x, mu - clip_sd * sd), mu + clip_sd * sd)
         m = mask.to(x.dtype)
         after = torch.flip(torch.cumsum(torch.flip(m, [0]), 0), [0]) - m  # counted frames after each
         wj = (self.lam ** after) * m  # [T]: recent frames weigh most
