@@ -56,8 +56,9 @@ def main():
     dev = torch.device(a.device)
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
     p = fast.FastParams(device=a.device, f0_method=a.f0)
+    res = fast.FastResources()  # what a stage keeps: the "warm" rows reuse its tables
     ref = load_speech(a.data, 20, "slt")
-    stats = fast.target_stats([fast.analyze(ref, SR, p)])
+    stats = fast.target_stats([fast.analyze(ref, SR, p, res)])
     src = load_speech(a.data, 30, "rms")
     mel = torchaudio.transforms.MelSpectrogram(SR, n_fft=1024, hop_length=256, n_mels=80).to(dev)
     pinv = torch.linalg.pinv(mel.mel_scale.fb.to(dev))
@@ -71,7 +72,7 @@ def main():
     print(f"{'dur':>5} {'call':>6} {'wall_s':>8} {'cpu_s':>8} {'RTF':>7} {'base_RTF':>9} {'ratio':>6}")
     for dur in (1, 5, 30):
         x = src[: dur * SR].to(dev)
-        run = lambda: fast.convert(x, SR, stats, p)
+        run = lambda: fast.convert(x, SR, stats, p, resources=res)
         base = lambda: baseline(x)
         first = timed(run, sync)
         bfirst = timed(base, sync)
@@ -86,9 +87,9 @@ def main():
         print(f"{dur:>4}s {'warm':>6} {w:8.3f} {c:8.3f} {w/dur:7.4f} {b/dur:9.4f} {w/max(b,1e-9):6.1f}")
     # stage split on 30 s, warm
     x = src.to(dev)
-    ta = statistics.median(timed(lambda: fast.analyze(x, SR, p), sync)[0] for _ in range(3))
-    feats = fast.analyze(x, SR, p)
-    tsy = statistics.median(timed(lambda: fast.synthesize(feats, stats, p), sync)[0] for _ in range(3))
+    ta = statistics.median(timed(lambda: fast.analyze(x, SR, p, res), sync)[0] for _ in range(3))
+    feats = fast.analyze(x, SR, p, res)
+    tsy = statistics.median(timed(lambda: fast.synthesize(feats, stats, p, resources=res), sync)[0] for _ in range(3))
     print(f"30 s split (warm): analyze {ta:.3f}s (RTF {ta/30:.4f}), synthesize {tsy:.3f}s (RTF {tsy/30:.4f})")
     if os.path.exists("/proc/loadavg"):
         print("loadavg", open("/proc/loadavg").read().split()[:3], "(other processes share these cores)")

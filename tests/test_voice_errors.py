@@ -186,6 +186,7 @@ def test_resampler_cache_stays_bounded():
     import torch
     from vcgraph_voice import resample as rs
     x = torch.zeros(1000)
+    resampler = rs.Resampler()  # what the pre- and post-processing stages keep
     for rate in range(8000, 8000 + 50 * 100, 100):  # 50 rate pairs
-        rs.resample(x, rate, 22050)
-    assert len(rs._cache) <= rs._CACHE_SIZE
+        resampler(x, rate, 22050)
+    assert len(resampler._cache) <= resampler.cache_size

@@ -133,3 +133,39 @@ def test_safe_output_is_the_normalised_input():
 def test_normalize_embedding_is_unit_length():
     e = normalize_embedding([[3.0] * 256])
     assert e.shape == (256,) and np.linalg.norm(e) == pytest.approx(1.0)
+
+
+# -- the feature stages' mel and f0 outputs ----------------------------------------------------
+def test_mel_and_f0_outputs_are_computed_only_when_read():
+    """A graph that reads ``f0`` gets the source's pitch on the hop grid; one that reads only
+    the features (the presets) skips the mel spectrogram and that F0 (``None``)."""
+    from vcgraph.pipeline import Pipeline
+    from vcgraph_voice.presets import preset_path
+    x, sr = voice_data.source()
+    full = Pipeline.from_yaml(preset_path("fast"), ["settings.use_cuda=false"])
+    read = full.cut({"features": "feature_extraction.features", "f0": "feature_extraction.f0",
+                     "mel": "feature_extraction.mel"}).run({"audio": Audio(x, sr)})
+    f0, mel, feats = read["f0"], read["mel"], read["features"]
+    assert mel.shape[0] == 80 and f0.shape == (mel.shape[1],)
+    assert f0.shape[0] == pytest.approx(len(x) / sr * 22050 / 512, abs=2)  # the hop_length grid
+    assert feats.mel is mel and feats.f0 is f0
+    voiced = f0[f0 > 0].numpy()
+    assert 0.3 < len(voiced) / len(f0) and 70 < float(np.median(voiced)) < 300  # speech, a speaking pitch
+    unread = full.cut({"features": "feature_extraction.features"}).run({"audio": Audio(x, sr)})["features"]
+    assert unread.mel is None and unread.f0 is None
+    assert unread.analysis.f0.shape == feats.analysis.f0.shape  # the method's own analysis is all there
+
+
+def test_each_preset_runs_the_method_of_its_name():
+    """One name from preset to stage to method module to profile part (plugin README)."""
+    import importlib
+    from vcgraph.pipeline import Pipeline
+    from vcgraph_voice.methods import get_method, method_names
+    from vcgraph_voice.presets import PRESETS, preset_path
+    assert set(method_names()) == set(PRESETS)
+    for name in PRESETS:
+        graph = Pipeline.from_yaml(preset_path(name)).graph
+        features, synthesis = graph.nodes["feature_extraction"].stage_cls, graph.nodes["voice_synthesis"].stage_cls
+        assert features.Method is synthesis.Method is get_method(name)
+        assert get_method(name).name == name and features.__module__ == f"vcgraph_voice.methods.{name}"
+        assert importlib.import_module(f"vcgraph_voice.methods.{name}").STAGES == (features, synthesis)

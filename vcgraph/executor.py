@@ -65,6 +65,8 @@ class Executor:
         self._ready: set[tuple[str, str]] = set()
         self._lock = threading.RLock()
         self._counts = graph.consumer_counts()
+        self._read = {n.name: frozenset(p for p in n.output_ports if self._counts.get((n.name, p)))
+                      for n in graph.nodes.values()}  # the fallback's outputs are all read
         self._hooks = (graph.registry or get_registry()).pm.hook
         self._plans = {n.name: self._plan(n) for n in self._all_nodes()}
 
@@ -202,9 +204,11 @@ class Executor:
               args: dict[str, Any]) -> Any:
         """One call of one implementation; with the node's ``timeout_s``, in a daemon thread
         on a copy of the node's state that replaces it only when the call finishes in time."""
+        read = self._read.get(node.name)
         if node.timeout_s is None:
-            return stage.call(kind, RunContext(node.name, kind, device, node_state), args)
-        ctx = RunContext(node.name, kind, device, copy.deepcopy(node_state), cancel_event=threading.Event())
+            return stage.call(kind, RunContext(node.name, kind, device, node_state, outputs_read=read), args)
+        ctx = RunContext(node.name, kind, device, copy.deepcopy(node_state), cancel_event=threading.Event(),
+                         outputs_read=read)
         box: dict[str, Any] = {}
         finished = threading.Event()
 

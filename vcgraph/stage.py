@@ -103,6 +103,10 @@ class RunContext:
     #: set when the node has a ``timeout_s`` and this call ran past it: a long loop may check
     #: :meth:`cancelled` and stop early (its result is discarded anyway)
     cancel_event: threading.Event | None = None
+    #: the node's output ports that something reads (another node or a graph output); ``None``
+    #: when the caller does not say (a stage called directly). A stage may skip the work of an
+    #: output nobody reads (it must still return every declared output; ``None`` will do)
+    outputs_read: frozenset[str] | None = None
 
     def cancelled(self) -> bool:
         """True when the executor gave up waiting for this call (see ``timeout_s``)."""

@@ -35,13 +35,10 @@ def __getattr__(name: str):
 
 @hookimpl
 def register_stages(register):
+    from .methods import stage_types
     from .stages.audio_io import Postprocess, Preprocess, SafeOutput
-    from .stages.content_knn import ContentFeatures, ContentSynthesis
-    from .stages.fast_torch import FastFeatures, FastSynthesis
     from .stages.speaker import SpeakerEncoder
-    from .stages.world_knn import KnnSynthesis, WorldFeatures
-    for stage in (Preprocess, ContentFeatures, WorldFeatures, FastFeatures, SpeakerEncoder, ContentSynthesis,
-                  KnnSynthesis, FastSynthesis, Postprocess, SafeOutput):
+    for stage in (Preprocess, SpeakerEncoder, *stage_types(), Postprocess, SafeOutput):
         register(stage)
     from .stages.fast_stream import FastStreamFeatures, FastStreamSynthesis
     from .stages.stream_io import StreamInput, StreamOutput

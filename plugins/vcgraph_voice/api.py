@@ -21,30 +21,16 @@ import numpy as np
 
 from vcgraph.audio import Audio
 from vcgraph.devices import cuda_available, device_name
-from vcgraph.errors import ConfigError, CUDAKernelError, InputError, PipelineError
+from vcgraph.errors import CUDAKernelError, InputError, PipelineError
 from vcgraph.pipeline import Pipeline
 
+from .dsp import f0range
+from .enroll import Enroller
 from .errors import VoiceConversionError, VoiceInputError
+from .presets import CONFIG_DIR, PRESETS, preset_path  # noqa: F401  (here since the seed API)
 from .validation import check_pitch_shift
 
 log = logging.getLogger("vcgraph.voice")
-
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
-PRESETS = ("content", "quality", "fast")
-
-
-def preset_path(name_or_path: str) -> str:
-    """The YAML file of a preset name (``quality``, ``fast``) or a path given as is.
-
-    A name that is neither a preset nor an existing file is a :class:`ConfigError` listing
-    the presets.
-    """
-    if name_or_path in PRESETS:
-        return os.path.join(CONFIG_DIR, f"{name_or_path}.yaml")
-    if not os.path.exists(os.fspath(name_or_path)):
-        raise ConfigError(f"'{name_or_path}' is neither a preset ({', '.join(PRESETS)}) nor a graph file")
-    return name_or_path
-
 
 @dataclass
 class PipelineConfig:
@@ -65,8 +51,8 @@ class PipelineConfig:
     hop_length: int = 512
     n_mels: int = 80
     # Pitch parameters
-    f0_min: float = 80.0
-    f0_max: float = 800.0
+    f0_min: float = f0range.PRESET.floor
+    f0_max: float = f0range.PRESET.ceil
     # Processing
     chunk_size: int = 8192
     batch_size: int = 4
@@ -99,6 +85,7 @@ class VoiceConversionPipeline:
     def __init__(self, config: PipelineConfig | None = None):
         self.config = config or PipelineConfig()
         self.pipeline = Pipeline.from_yaml(preset_path(self.config.preset), self.config.graph_overrides())
+        self.enroller = Enroller()  # reference audio given as a target is enrolled with this
         self.last_report = None
         self._last_device = "cpu"
         self._lock = threading.Lock()
@@ -148,9 +135,9 @@ class VoiceConversionPipeline:
         if isinstance(target, (str, os.PathLike)) and is_sound_file(os.fspath(target)):
             target = load_target(target)
         if isinstance(target, Audio):
-            from .enroll import enroll_audio
             log.info("enrolling the reference audio given as target (enroll once to convert faster)")
-            return enroll_audio([target], presets=[self.config.preset], overrides=tuple(self.config.overrides))
+            return self.enroller.enroll_audio([target], presets=[self.config.preset],
+                                              overrides=tuple(self.config.overrides))
         return target
 
     def batch_convert(self, audio_list, target_embeddings, source_f0s: Sequence | None = None,
@@ -282,13 +269,11 @@ class VoiceConversionPipeline:
         """
         if num_iterations <= 0:
             return
-        from vcgraph.audio import Audio
-        from .enroll import enroll_audio
         from .synthetic import speech_like
         sr = self.config.sample_rate
         audio = speech_like(1.0, sr)
-        profile = enroll_audio([Audio(speech_like(2.0, sr, f0=200.0, seed=1), sr)],
-                               presets=[self.config.preset] if self.config.preset in PRESETS else ["quality", "fast"])
+        presets = [self.config.preset] if self.config.preset in PRESETS else ["quality", "fast"]
+        profile = self.enroller.enroll_audio([Audio(speech_like(2.0, sr, f0=200.0, seed=1), sr)], presets=presets)
         inputs = self._inputs(audio, profile, None, 0.0, sr)
         for _ in range(num_iterations):
             self.pipeline.executor.run(inputs)  # the executor itself: not counted in get_stats()

@@ -98,7 +98,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from vcgraph.audio import Audio, check_audio_output, read_audio, write_audio
     from vcgraph.pipeline import Pipeline
-    from .api import preset_path
+    from .presets import preset_path
     from .profile import load_target
     overrides = list(args.overrides)
     if args.output_rate:

@@ -6,8 +6,8 @@ from typing import Sequence
 from vcgraph.audio import read_audio, write_audio
 from vcgraph.pipeline import Pipeline
 
-from .api import PRESETS, preset_path
-from .enroll import DEFAULT_PRESETS, enroll_files
+from .enroll import DEFAULT_PRESETS, Enroller
+from .presets import PRESETS, preset_path
 from .profile import load_target
 
 
@@ -18,9 +18,10 @@ class PipelineConverter:
         self.pipeline = Pipeline.from_yaml(preset_path(config), list(overrides))
         self.presets = (config,) if config in PRESETS else DEFAULT_PRESETS
         self.overrides = tuple(overrides)
+        self.enroller = Enroller()
 
     def enroll(self, reference_paths: Sequence[str]):
-        return enroll_files(reference_paths, presets=self.presets)
+        return self.enroller.enroll_files(reference_paths, presets=self.presets)
 
     def load_profile(self, path: str):
         return load_target(path)

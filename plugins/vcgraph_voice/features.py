@@ -1,13 +1,11 @@
-"""The features value passed from feature extraction to synthesis, and shared analysis helpers."""
+"""The features value passed from feature extraction to synthesis, and the F0 contour helper."""
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import torchaudio
 
 from .waveform import Waveform
 
@@ -17,32 +15,19 @@ class VoiceFeatures:
     """What feature extraction found in the source utterance.
 
     ``mel`` is a log-mel spectrogram ``(n_mels, frames)`` and ``f0`` the F0 in Hz (0 where
-    unvoiced) on the same ``hop_length`` grid; ``analysis`` holds what the named conversion
-    ``method`` needs (its own frame rate and features).
+    unvoiced) on the same ``hop_length`` grid, the feature stage's ``mel`` and ``f0`` outputs:
+    ``None`` when nothing in the graph reads those (the presets do not); ``analysis`` is the named conversion
+    ``method``'s typed analysis (``methods/<method>.py``: ``QualityAnalysis``,
+    ``FastAnalysis``, ``ContentAnalysis``), on its own frame grid.
     """
 
     method: str
     waveform: Waveform
     hop_length: int
-    mel: torch.Tensor
-    f0: torch.Tensor
+    mel: torch.Tensor | None
+    f0: torch.Tensor | None
     source_embedding: np.ndarray | None
-    analysis: dict[str, Any] = field(default_factory=dict)
-
-
-_mel_cache: dict[tuple, torchaudio.transforms.MelSpectrogram] = {}
-_lock = threading.Lock()
-
-
-def log_mel(x: torch.Tensor, sample_rate: int, n_fft: int, hop_length: int, n_mels: int) -> torch.Tensor:
-    """Log-mel spectrogram ``(n_mels, frames)`` on ``x``'s device (transform cached)."""
-    key = (sample_rate, n_fft, hop_length, n_mels, str(x.device))
-    with _lock:
-        tr = _mel_cache.get(key)
-        if tr is None:
-            tr = _mel_cache[key] = torchaudio.transforms.MelSpectrogram(
-                sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, f_max=sample_rate / 2).to(x.device)
-    return torch.log(tr(x) + 1e-6)
+    analysis: Any = None
 
 
 def resample_contour(f0, n_frames: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Resampling: torchaudio's windowed-sinc (cached per rate pair and device) and a numpy fallback."""
+"""Resampling: torchaudio's windowed-sinc (kernels kept by a :class:`Resampler`), the FFT, and a numpy fallback."""
 from __future__ import annotations
 
 import math
@@ -12,11 +12,6 @@ import torchaudio
 #: torchaudio's polyphase kernel has (new/g) x (orig/g + filter) taps, g = gcd(orig, new): for
 #: coprime rates (17123 -> 22050 Hz) that is billions of values, so such pairs use the FFT
 MAX_KERNEL_TAPS = 1_000_000
-_CACHE_SIZE = 32
-_cache: "OrderedDict[tuple[int, int, str], torchaudio.transforms.Resample]" = OrderedDict()
-_lock = threading.Lock()
-
-
 def kernel_taps(orig: int, new: int, lowpass_filter_width: int = 6, rolloff: float = 0.99) -> int:
     """How many values torchaudio's resampling kernel for ``orig -> new`` holds."""
     g = math.gcd(int(orig), int(new))
@@ -25,23 +20,41 @@ def kernel_taps(orig: int, new: int, lowpass_filter_width: int = 6, rolloff: flo
     return n * (2 * width + o)
 
 
-def resample(x: torch.Tensor, orig: int, new: int) -> torch.Tensor:
+class Resampler:
+    """Band-limited resampling of 1-D tensors on their own device, keeping the windowed-sinc
+    kernels of the last ``cache_size`` rate pairs (per device) it built.
+
+    Held by its owner (the pre- and post-processing stages build one in ``setup``); building
+    and the cache are under a lock, so threads may share one.
+    """
+
+    def __init__(self, cache_size: int = 32):
+        self.cache_size = int(cache_size)
+        self._cache: "OrderedDict[tuple[int, int, str], torchaudio.transforms.Resample]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, x: torch.Tensor, orig: int, new: int) -> torch.Tensor:
+        if orig == new:
+            return x
+        if kernel_taps(orig, new) > MAX_KERNEL_TAPS:
+            return resample_fft(x, orig, new)
+        key = (int(orig), int(new), str(x.device))
+        with self._lock:
+            tr = self._cache.get(key)
+            if tr is None:
+                tr = self._cache[key] = torchaudio.transforms.Resample(orig, new).to(x.device)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(key)
+        return tr(x)
+
+
+def resample(x: torch.Tensor, orig: int, new: int, resampler: Resampler | None = None) -> torch.Tensor:
     """Band-limited resampling of a 1-D tensor on its own device (windowed sinc for rate pairs
-    with a small kernel, cached for the last few pairs; the FFT for the others)."""
-    if orig == new:
-        return x
-    if kernel_taps(orig, new) > MAX_KERNEL_TAPS:
-        return resample_fft(x, orig, new)
-    key = (int(orig), int(new), str(x.device))
-    with _lock:
-        tr = _cache.get(key)
-        if tr is None:
-            tr = _cache[key] = torchaudio.transforms.Resample(orig, new).to(x.device)
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
-        else:
-            _cache.move_to_end(key)
-    return tr(x)
+    with a small kernel, the FFT for the others); ``resampler`` keeps the kernels it builds
+    (without one, the kernel is built for this call)."""
+    return (resampler or Resampler(cache_size=1))(x, orig, new)
 
 
 def resample_fft(x: torch.Tensor, orig: int, new: int) -> torch.Tensor:

@@ -14,7 +14,6 @@ speaker-independent, so the frames chosen say what the source said, in the targe
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,9 +51,10 @@ def content_features(encoder, frontend, audio: torch.Tensor, sr: int, n_frames: 
 
 
 @torch.no_grad()
-def analyze(audio, sr: int, encoder, frontend, params: "fast.FastParams") -> dict:
+def analyze(audio, sr: int, encoder, frontend, params: "fast.FastParams",
+            resources: "fast.FastResources | None" = None) -> dict:
     """The fast method's analysis plus ``content`` ``(T, 64 + N_CLASSES)`` on the same grid."""
-    a = fast.analyze(audio, sr, params)
+    a = fast.analyze(audio, sr, params, resources)
     x = fast._as_tensor(audio, torch.device(params.device))
     a["content"] = content_features(encoder, frontend, x, sr, a["log_env"].shape[0]).to(a["log_env"].device)
     return a
@@ -98,7 +98,7 @@ def knn_average(query: torch.Tensor, keys: torch.Tensor, values: list[torch.Tens
 
 @torch.no_grad()
 def synthesize(features: dict, target: dict, params: ContentParams, fast_params: "fast.FastParams",
-               pitch_shift_semitones: float = 0.0) -> torch.Tensor:
+               pitch_shift_semitones: float = 0.0, resources: "fast.FastResources | None" = None) -> torch.Tensor:
     """The converted waveform: matched envelope and aperiodicity, mapped F0, torch vocoder."""
     dev = features["log_env"].device
     t = {k: torch.as_tensor(np.asarray(v, dtype=np.float32) if np.asarray(v).dtype == np.float16 else v,
@@ -121,7 +121,7 @@ def synthesize(features: dict, target: dict, params: ContentParams, fast_params:
         shifted = env_s + (t_mean - s_mean)
         env_m = params.replace * env_m + (1 - params.replace) * shifted
     if params.blend < 1.0:  # the other part: the source's envelope mapped as the fast method does
-        mapped, _ = fast.mapped_envelope(features, target, fast_params)
+        mapped, _ = fast.mapped_envelope(features, target, fast_params, resources)
         env_m = params.blend * env_m + (1 - params.blend) * mapped
     if params.keep_energy:
         e_s = 0.5 * torch.logsumexp(2 * env_s, 1, keepdim=True)
@@ -130,4 +130,4 @@ def synthesize(features: dict, target: dict, params: ContentParams, fast_params:
     ap = ap_m if params.target_ap else ap_s
     feats = dict(features, log_env=env_m, ap=ap)
     return fast.synthesize(feats, {k: v for k, v in target.items() if k.startswith("lf0")},
-                           fast_params, pitch_shift_semitones)
+                           fast_params, pitch_shift_semitones, resources)

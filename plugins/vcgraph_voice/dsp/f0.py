@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
 
+from . import f0range
+
 __all__ = ["track_f0", "track_f0_world", "n_frames"]
 
 
@@ -30,8 +32,8 @@ def _median_filter(x: torch.Tensor, k: int) -> torch.Tensor:
     return xp.unfold(0, k, 1).median(dim=-1).values
 
 
-def track_f0(audio: torch.Tensor, sr: int, hop_length: int, f0_min: float = 60.0,
-             f0_max: float = 500.0, threshold: float = 0.2, voicing_threshold: float = 0.35,
+def track_f0(audio: torch.Tensor, sr: int, hop_length: int, f0_min: float = f0range.KERNEL.floor,
+             f0_max: float = f0range.KERNEL.ceil, threshold: float = 0.2, voicing_threshold: float = 0.35,
              analysis_sr: int = 8000, silence_db: float = -50.0,
              return_prob: bool = False):
     """YIN F0 in torch.
@@ -119,15 +121,15 @@ def track_f0(audio: torch.Tensor, sr: int, hop_length: int, f0_min: float = 60.0
     return f0, v
 
 
-def track_f0_world(audio, sr: int, hop_length: int, f0_min: float = 60.0, f0_max: float = 500.0):
-    """pyworld DIO + StoneMask on the same frame grid (CPU, for comparison)."""
-    import pyworld as pw
+def track_f0_world(audio, sr: int, hop_length: int, f0_min: float = f0range.KERNEL.floor,
+                   f0_max: float = f0range.KERNEL.ceil):
+    """pyworld DIO + StoneMask (:func:`dsp.world.f0`) on the same frame grid (CPU, for comparison)."""
+    from .world import f0 as dio_stonemask
 
     dev = audio.device if isinstance(audio, torch.Tensor) else torch.device("cpu")
     x = audio.detach().cpu().double().numpy().reshape(-1) if isinstance(audio, torch.Tensor) else np.asarray(audio, np.float64)
     period = 1000.0 * hop_length / sr
-    f0, t = pw.dio(x, sr, f0_floor=f0_min, f0_ceil=f0_max, frame_period=period)
-    f0 = pw.stonemask(x, f0, t, sr)
+    f0, _ = dio_stonemask(x, sr, period, f0_min, f0_max)
     n = n_frames(len(x), hop_length)
     out = np.zeros(n, np.float32)
     m = min(n, len(f0))

@@ -8,6 +8,10 @@ Stages (each vectorised over frames, device-agnostic):
         embedding-only mode (a 256-d GE2E d-vector instead of a profile); feed it to
         `synthesize(features, transform, params)` in place of target stats.
 
+Each function takes an optional `resources=` (a `FastResources`: the analyser, vocoder and mel
+bands, built once and kept by the caller, e.g. a stage from its `setup`); without it, the
+function builds them for that one call.
+
 Conversion = log-F0 Gaussian mapping (+ pitch_shift_semitones), optional formant warp of
 the envelope (alpha, estimated from the target's average spectrum or searched), and
 per-band mean/variance mapping of the log-mel envelope (separately for voiced and
@@ -16,17 +20,18 @@ unvoiced frames), applied as a smooth per-bin log-gain on the linear envelope.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, asdict, field
+import threading
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchaudio.functional as AF
 
+from . import f0range, mel
 from .f0 import track_f0, track_f0_world
 from .vocoder import EnvelopeAnalyzer, HarmonicNoiseSynth
 
-__all__ = ["FastParams", "analyze", "target_stats", "synthesize", "convert",
+__all__ = ["FastParams", "FastResources", "analyze", "target_stats", "synthesize", "convert",
            "search_embedding_transform", "mel_matrix"]
 
 
@@ -34,8 +39,8 @@ __all__ = ["FastParams", "analyze", "target_stats", "synthesize", "convert",
 class FastParams:
     hop_ms: float = 5.0             # frame hop; analysis and synthesis share the grid
     n_fft: int = 0                  # 0: 1024 for sr <= 24 kHz, 2048 above
-    f0_min: float = 60.0
-    f0_max: float = 500.0
+    f0_min: float = f0range.KERNEL.floor
+    f0_max: float = f0range.KERNEL.ceil
     f0_method: str = "yin"          # "yin" (torch) or "dio" (pyworld, CPU)
     yin_threshold: float = 0.2
     voicing_threshold: float = 0.4
@@ -60,42 +65,61 @@ class FastParams:
         return max(1, int(round(sr * self.hop_ms / 1000.0)))
 
 
-_MODULES: dict = {}
+class FastResources:
+    """What the fast method builds once and keeps: the envelope analyser and the vocoder
+    (per sample rate, analysis settings and device) and the mel bands (per layout and device).
 
+    Built on first use and held by the owner (a stage, from ``setup``); the tables are only
+    read afterwards, and building is under a lock, so threads may share one object. The
+    public functions take ``resources=``; without it they build their own for the call.
+    """
 
-def _modules(sr: int, p: FastParams, device):
-    key = (sr, p.fft_size(sr), p.hop(sr), p.lifter_ratio, p.ap_floor, p.ap_power, p.noise_gain, str(device))
-    m = _MODULES.get(key)
-    if m is None:
-        ana = EnvelopeAnalyzer(sr, p.fft_size(sr), p.hop(sr), lifter_ratio=p.lifter_ratio,
-                               ap_floor=p.ap_floor, ap_power=p.ap_power).to(device)
-        syn = HarmonicNoiseSynth(sr, p.fft_size(sr), p.hop(sr), noise_gain=p.noise_gain).to(device)
-        m = _MODULES[key] = (ana, syn)
-    return m
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._modules: dict[tuple, tuple[EnvelopeAnalyzer, HarmonicNoiseSynth]] = {}
+        self._mel: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
+    def modules(self, sr: int, p: "FastParams", device) -> tuple[EnvelopeAnalyzer, HarmonicNoiseSynth]:
+        """(envelope analyser, harmonic-plus-noise vocoder) for ``sr`` and ``p`` on ``device``."""
+        key = (sr, p.fft_size(sr), p.hop(sr), p.lifter_ratio, p.ap_floor, p.ap_power, p.noise_gain, str(device))
+        with self._lock:
+            m = self._modules.get(key)
+            if m is None:
+                ana = EnvelopeAnalyzer(sr, p.fft_size(sr), p.hop(sr), lifter_ratio=p.lifter_ratio,
+                                       ap_floor=p.ap_floor, ap_power=p.ap_power).to(device)
+                syn = HarmonicNoiseSynth(sr, p.fft_size(sr), p.hop(sr), noise_gain=p.noise_gain).to(device)
+                m = self._modules[key] = (ana, syn)
+            return m
 
-_MEL: dict = {}
+    def mel(self, sr: int, n_fft: int, n_mels: int, fmax: float, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`mel_matrix`, built once per layout and device."""
+        key = (sr, n_fft, n_mels, fmax, str(device))
+        with self._lock:
+            m = self._mel.get(key)
+            if m is None:
+                m = self._mel[key] = mel_matrix(sr, n_fft, n_mels, fmax, device)
+            return m
 
 
 def mel_matrix(sr: int, n_fft: int, n_mels: int, fmax: float, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(filterbank [F, n_mels], interpolation back to bins [n_mels, F]) for a fixed band layout."""
-    key = (sr, n_fft, n_mels, fmax, str(device))
-    if key not in _MEL:
-        fmax = min(fmax, sr / 2)
-        fb = AF.melscale_fbanks(n_fft // 2 + 1, 50.0, fmax, n_mels, sr, norm="slaney", mel_scale="slaney")
-        fb = fb / fb.sum(0, keepdim=True).clamp_min(1e-8)  # band averages
-        # band centres (Hz) -> per-bin linear interpolation weights, constant beyond the ends
-        hz = torch.arange(n_fft // 2 + 1, dtype=torch.float32) * sr / n_fft
-        cen = (fb * hz[:, None]).sum(0)
-        pos = torch.from_numpy(np.interp(hz.numpy(), cen.numpy(), np.arange(n_mels))).float()
-        i0 = pos.floor().long().clamp(0, n_mels - 1)
-        i1 = (i0 + 1).clamp(max=n_mels - 1)
-        w = pos - i0.float()
-        I = torch.zeros(n_mels, n_fft // 2 + 1)
-        I[i0, torch.arange(len(hz))] += 1 - w
-        I[i1, torch.arange(len(hz))] += w
-        _MEL[key] = (fb.to(device), I.to(device))
-    return _MEL[key]
+    """(filterbank [F, n_mels], interpolation back to bins [n_mels, F]) for a fixed band layout.
+
+    The bands are :func:`dsp.mel.filterbank`'s Slaney filters from 50 Hz, normalised to band
+    averages. Built on each call: keep the result (:class:`FastResources` does)."""
+    fmax = min(fmax, sr / 2)
+    fb = torch.from_numpy(np.ascontiguousarray(mel.filterbank(sr, n_fft, n_mels, 50.0, fmax).T))
+    fb = fb / fb.sum(0, keepdim=True).clamp_min(1e-8)  # band averages
+    # band centres (Hz) -> per-bin linear interpolation weights, constant beyond the ends
+    hz = torch.arange(n_fft // 2 + 1, dtype=torch.float32) * sr / n_fft
+    cen = (fb * hz[:, None]).sum(0)
+    pos = torch.from_numpy(np.interp(hz.numpy(), cen.numpy(), np.arange(n_mels))).float()
+    i0 = pos.floor().long().clamp(0, n_mels - 1)
+    i1 = (i0 + 1).clamp(max=n_mels - 1)
+    w = pos - i0.float()
+    I = torch.zeros(n_mels, n_fft // 2 + 1)
+    I[i0, torch.arange(len(hz))] += 1 - w
+    I[i1, torch.arange(len(hz))] += w
+    return fb.to(device), I.to(device)
 
 
 def _as_tensor(audio, device) -> torch.Tensor:
@@ -140,7 +164,8 @@ def _speech_mask(log_env: torch.Tensor, db: float = 45.0) -> torch.Tensor:
 
 
 @torch.no_grad()
-def analyze(audio, sr: int, params: FastParams | None = None) -> dict[str, torch.Tensor]:
+def analyze(audio, sr: int, params: FastParams | None = None,
+            resources: FastResources | None = None) -> dict[str, torch.Tensor]:
     """Feature extraction: f0 [T] (Hz, 0 unvoiced), voiced [T] bool, log_env [T, F]
     (natural-log amplitude envelope), ap [T, F] aperiodicity, log_mel [T, n_mels],
     speech [T] bool, plus scalars sr / n_samples as 0-d tensors."""
@@ -153,11 +178,12 @@ def analyze(audio, sr: int, params: FastParams | None = None) -> dict[str, torch
     else:
         f0, voiced = track_f0(x, sr, hop, p.f0_min, p.f0_max, threshold=p.yin_threshold,
                               voicing_threshold=p.voicing_threshold)
-    ana, _ = _modules(sr, p, dev)
+    res = resources or FastResources()
+    ana, _ = res.modules(sr, p, dev)
     env, ap, _ = ana(x, f0)
     T = env.shape[0]
     f0, voiced = f0[:T], voiced[:T]
-    fb, _ = mel_matrix(sr, p.fft_size(sr), p.n_mels, p.mel_fmax, dev)
+    fb, _ = res.mel(sr, p.fft_size(sr), p.n_mels, p.mel_fmax, dev)
     log_mel = 0.5 * torch.log(torch.exp(2 * env) @ fb + 1e-10)
     return {"f0": f0, "voiced": voiced, "log_env": env, "ap": ap, "log_mel": log_mel,
             "speech": _speech_mask(env), "sr": torch.tensor(sr), "n_samples": torch.tensor(x.numel())}
@@ -227,14 +253,15 @@ def _warp_alpha(feat, tstats, p: FastParams, fb) -> float:
     return best_a
 
 
-def mapped_envelope(features: dict, target_stats: dict, params: FastParams) -> tuple[torch.Tensor, torch.Tensor]:
+def mapped_envelope(features: dict, target_stats: dict, params: FastParams,
+                    resources: FastResources | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The source's (log envelope, aperiodicity) formant-warped and mapped to the target's
     per-band statistics (the fast method's envelope conversion)."""
     p, ts = params, target_stats
     env, ap, voiced = features["log_env"], features["ap"], features["voiced"]
     dev = env.device
     sr = int(features["sr"])
-    fb, I = mel_matrix(sr, p.fft_size(sr), p.n_mels, p.mel_fmax, dev)
+    fb, I = (resources or FastResources()).mel(sr, p.fft_size(sr), p.n_mels, p.mel_fmax, dev)
     alpha = float(np.asarray(ts.get("alpha", 1.0)).reshape(-1)[0])
     if "mel_mean_v" in ts and p.warp and "alpha" not in ts:
         alpha = _warp_alpha(features, ts, p, fb)
@@ -260,7 +287,7 @@ def mapped_envelope(features: dict, target_stats: dict, params: FastParams) -> t
 
 @torch.no_grad()
 def synthesize(features: dict, target_stats: dict | None, params: FastParams | None = None,
-               pitch_shift_semitones: float = 0.0) -> torch.Tensor:
+               pitch_shift_semitones: float = 0.0, resources: FastResources | None = None) -> torch.Tensor:
     """Convert analysed source features toward `target_stats` and render the waveform.
 
     target_stats: output of `target_stats`, or a transform from `search_embedding_transform`
@@ -270,7 +297,8 @@ def synthesize(features: dict, target_stats: dict | None, params: FastParams | N
     f0, voiced, env, ap = features["f0"], features["voiced"], features["log_env"], features["ap"]
     dev = env.device
     sr, n = int(features["sr"]), int(features["n_samples"])
-    _, syn = _modules(sr, p, dev)
+    res = resources or FastResources()
+    _, syn = res.modules(sr, p, dev)
     ts = target_stats or {}
     lf = torch.log(f0.clamp_min(1.0))
     shift = pitch_shift_semitones * math.log(2) / 12
@@ -283,7 +311,7 @@ def synthesize(features: dict, target_stats: dict | None, params: FastParams | N
     f0c = torch.where(voiced, torch.exp(lf + shift), torch.zeros_like(lf))
     f0c = torch.where(voiced, f0c.clamp(40.0, 0.45 * sr), f0c)
     f0_osc = _fill_unvoiced(f0c, voiced)
-    env2, ap = mapped_envelope(features, ts, p)
+    env2, ap = mapped_envelope(features, ts, p, res)
     tilt = float(np.asarray(ts.get("tilt_db_per_oct", 0.0)).reshape(-1)[0])
     if tilt:
         hz = torch.arange(env2.shape[1], device=dev, dtype=torch.float32) * sr / p.fft_size(sr)
@@ -300,17 +328,19 @@ def synthesize(features: dict, target_stats: dict | None, params: FastParams | N
 
 
 def convert(audio, sr: int, stats: dict | None, params: FastParams | None = None,
-            pitch_shift_semitones: float = 0.0) -> torch.Tensor:
+            pitch_shift_semitones: float = 0.0, resources: FastResources | None = None) -> torch.Tensor:
     """analyze + synthesize in one call."""
     p = params or FastParams()
-    return synthesize(analyze(audio, sr, p), stats, p, pitch_shift_semitones)
+    res = resources or FastResources()
+    return synthesize(analyze(audio, sr, p, res), stats, p, pitch_shift_semitones, res)
 
 
 def search_embedding_transform(audio, sr: int, embedding, params: FastParams | None = None,
                                excerpt_s: float = 4.0, encoder=None,
                                pitch_grid=(-8.0, -4.0, 0.0, 4.0, 8.0),
                                alpha_grid=(0.86, 0.93, 1.0, 1.07, 1.15),
-                               tilt_grid=(-3.0, 0.0, 3.0), refine: bool = True) -> dict:
+                               tilt_grid=(-3.0, 0.0, 3.0), refine: bool = True,
+                               resources: FastResources | None = None) -> dict:
     """Embedding-only mode: find a transform of the source whose GE2E embedding is most
     similar to `embedding` (256-d resemblyzer d-vector of the target).
 
@@ -320,11 +350,17 @@ def search_embedding_transform(audio, sr: int, embedding, params: FastParams | N
     pitch, tilt grid, then (refine) a half-step pitch/alpha pass. Each candidate is one
     synthesis of the excerpt plus one embedding (~15-20 candidates).
     Returns npz-safe arrays {pitch_semitones, alpha, tilt_db_per_oct, similarity,
-    similarity_source}; pass the dict to `synthesize` in place of target stats."""
+    similarity_source}; pass the dict to `synthesize` in place of target stats.
+    `encoder`: anything with resemblyzer's `embed_utterance` (an `embedding.GE2EEncoder`;
+    default: one built for this call)."""
     from resemblyzer import preprocess_wav
 
     p = params or FastParams()
-    enc = encoder or _encoder()
+    res = resources or FastResources()
+    if encoder is None:
+        from ..embedding import GE2EEncoder
+        encoder = GE2EEncoder("cpu")
+    enc = encoder
     x = _as_tensor(audio, torch.device(p.device))
     seg = int(excerpt_s * sr)
     if x.numel() > seg:
@@ -334,7 +370,7 @@ def search_embedding_transform(audio, sr: int, embedding, params: FastParams | N
         s = F.avg_pool1d(e[None, None], w, 1)[0, 0]
         i = int(torch.argmax(s)) * step
         x = x[i:i + seg]
-    feats = analyze(x, sr, p)
+    feats = analyze(x, sr, p, res)
     tgt = np.asarray(embedding, np.float32).reshape(-1)
     tgt = tgt / (np.linalg.norm(tgt) + 1e-9)
 
@@ -348,7 +384,7 @@ def search_embedding_transform(audio, sr: int, embedding, params: FastParams | N
     def score(k):
         key = (round(k[0], 3), round(k[1], 4), round(k[2], 3))
         if key not in cache:
-            y = synthesize(feats, {"pitch_semitones": k[0], "alpha": k[1], "tilt_db_per_oct": k[2]}, p)
+            y = synthesize(feats, {"pitch_semitones": k[0], "alpha": k[1], "tilt_db_per_oct": k[2]}, p, resources=res)
             cache[key] = float(emb(y) @ tgt)
         return cache[key]
 
@@ -366,12 +402,3 @@ def search_embedding_transform(audio, sr: int, embedding, params: FastParams | N
     return {"pitch_semitones": f(best[0]), "alpha": f(best[1]), "tilt_db_per_oct": f(best[2]),
             "similarity": f(score(best)), "similarity_source": f(sim_src)}
 
-
-_ENC = []
-
-
-def _encoder():
-    if not _ENC:
-        from resemblyzer import VoiceEncoder
-        _ENC.append(VoiceEncoder("cpu", verbose=False))
-    return _ENC[0]

@@ -132,15 +132,3 @@ class PhoneLabeler:
                 ctx[a:b] = c
         return phone, state, ctx, how
 
-
-_DEFAULT: dict[tuple, PhoneLabeler] = {}
-_DEFAULT_LOCK = threading.Lock()
-
-
-def default_labeler(mode: str = "align", fast: bool = False) -> PhoneLabeler:
-    """A process-wide labeler per (mode, fast), created on first use."""
-    with _DEFAULT_LOCK:
-        key = (mode, bool(fast))
-        if key not in _DEFAULT:
-            _DEFAULT[key] = PhoneLabeler(mode, fast)
-        return _DEFAULT[key]

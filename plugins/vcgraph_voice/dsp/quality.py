@@ -21,12 +21,13 @@ blend 0.65-0.7) which is worth a proper re-score; join_weight runs a per-frame l
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import matching, world
-from .phones import FRAME_S, N_STATES, default_labeler
+from . import f0range, matching, mel, world
+from .phones import FRAME_S, N_STATES, PhoneLabeler
 
 SIL = 0
 
@@ -50,21 +51,39 @@ class QualityParams:
     postfilter: float = 0.2        # > 0: cepstral formant emphasis of the converted envelope
     fallback_blend: float = -1.0   # >= 0: blend used where the label fell back to all frames
     device: str = "cpu"            # where the kNN distance matrices are computed ("cuda" on a GPU)
-    f0_floor: float = world.F0_FLOOR
-    f0_ceil: float = world.F0_CEIL
+    f0_floor: float = f0range.KERNEL.floor
+    f0_ceil: float = f0range.KERNEL.ceil
 
 
-_MEL_CACHE: dict = {}
+class QualityResources:
+    """What the quality analysis builds once and keeps: the phone labellers (pocketsphinx
+    decoders, per label mode) and the matching features' mel bands (per layout).
 
+    Held by its owner (the ``world-features`` stage builds one in ``setup``); building is under
+    a lock and each labeller decodes under its own, so threads may share one object.
+    """
 
-def _mel_basis(sr: int, n_bins: int, n_mels: int, fmax: float) -> np.ndarray:
-    key = (sr, n_bins, n_mels, fmax)
-    if key not in _MEL_CACHE:
-        import librosa
-        fb = librosa.filters.mel(sr=sr, n_fft=(n_bins - 1) * 2, n_mels=n_mels, fmin=50.0,
-                                 fmax=min(fmax, sr / 2), norm="slaney")
-        _MEL_CACHE[key] = fb.astype(np.float64)
-    return _MEL_CACHE[key]
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._labelers: dict[tuple[str, bool], PhoneLabeler] = {}
+        self._mel: dict[tuple, np.ndarray] = {}
+
+    def labeler(self, mode: str = "align", fast: bool = False) -> PhoneLabeler:
+        """The labeller of ``mode`` (``align`` or ``allphone``); its decoders load on first use."""
+        key = (mode, bool(fast))
+        with self._lock:
+            if key not in self._labelers:
+                self._labelers[key] = PhoneLabeler(mode, fast)
+            return self._labelers[key]
+
+    def mel_basis(self, sr: int, n_bins: int, n_mels: int, fmax: float) -> np.ndarray:
+        """Slaney mel filters ``(n_mels, n_bins)`` float64 from 50 Hz to ``fmax``."""
+        key = (sr, n_bins, n_mels, fmax)
+        with self._lock:
+            if key not in self._mel:
+                fb = mel.filterbank(sr, (n_bins - 1) * 2, n_mels, 50.0, min(fmax, sr / 2))
+                self._mel[key] = fb.astype(np.float64)
+            return self._mel[key]
 
 
 def _frame_labels(phone10: np.ndarray, state10: np.ndarray, ctx10: np.ndarray, n: int, fp_ms: float):
@@ -90,16 +109,20 @@ def n_frames(n_samples: int, sr: int, frame_period_ms: float) -> int:
 
 
 def analyze(audio: np.ndarray, sr: int, cfg: QualityParams | None = None,
-            f0: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Feature extraction for one mono utterance; ``f0`` (``n_frames`` values) skips F0 tracking."""
+            f0: np.ndarray | None = None, resources: QualityResources | None = None) -> dict[str, np.ndarray]:
+    """Feature extraction for one mono utterance; ``f0`` (``n_frames`` values) skips F0 tracking.
+
+    ``resources`` keeps the labeller and mel bands between calls (without it they are built for
+    this call: pocketsphinx's decoders take a while to load)."""
     cfg = cfg or QualityParams()
+    res = resources or QualityResources()
     x = np.asarray(audio, dtype=np.float32).reshape(-1)
     f0, sp, ap = world.analyze(x, sr, cfg.frame_period_ms, cfg.f0_floor, cfg.f0_ceil, given_f0=f0)
     n = len(f0)
     logsp = np.log(np.maximum(sp, 1e-16)).astype(np.float32)
-    fb = _mel_basis(sr, sp.shape[1], cfg.n_mels, cfg.fmax)
+    fb = res.mel_basis(sr, sp.shape[1], cfg.n_mels, cfg.fmax)
     logmel = np.log(np.maximum(sp @ fb.T, 1e-12)).astype(np.float32)
-    phone10, state10, ctx10, how = default_labeler(cfg.labels, cfg.fast_asr).labels(x, sr)
+    phone10, state10, ctx10, how = res.labeler(cfg.labels, cfg.fast_asr).labels(x, sr)
     fine, coarse, ctx = _frame_labels(phone10, state10, ctx10, n, cfg.frame_period_ms)
     mu, sd = _speech_stats(logmel, coarse)
     return {

@@ -8,18 +8,23 @@ from __future__ import annotations
 import numpy as np
 import pyworld as pw
 
-F0_FLOOR = 60.0
-F0_CEIL = 500.0
+from . import f0range
+
+F0_FLOOR = f0range.KERNEL.floor
+F0_CEIL = f0range.KERNEL.ceil
 
 
 def fft_size(sr: int) -> int:
-    """The FFT size CheapTrick uses at ``sr`` (with the default F0 floor)."""
-    return int(pw.get_cheaptrick_fft_size(sr, F0_FLOOR))
+    """The FFT size CheapTrick uses at ``sr`` (with :data:`f0range.CHEAPTRICK_FLOOR`)."""
+    return int(pw.get_cheaptrick_fft_size(sr, f0range.CHEAPTRICK_FLOOR))
 
 
 def f0(audio: np.ndarray, sr: int, frame_period_ms: float = 5.0,
        f0_floor: float = F0_FLOOR, f0_ceil: float = F0_CEIL):
-    """DIO + StoneMask F0 (Hz, 0 where unvoiced) and the frame times (s)."""
+    """DIO + StoneMask F0 (Hz, 0 where unvoiced) and the frame times (s).
+
+    The plugin's one DIO/StoneMask wrapper (the fast method's ``f0_method: dio`` and
+    ``vcgraph eval``'s F0 statistics call it too)."""
     x = np.ascontiguousarray(audio, dtype=np.float64)
     f, t = pw.dio(x, sr, f0_floor=f0_floor, f0_ceil=f0_ceil, frame_period=frame_period_ms)
     f = pw.stonemask(x, f, t, sr)
@@ -39,7 +44,7 @@ def analyze(audio: np.ndarray, sr: int, frame_period_ms: float = 5.0,
         f = np.ascontiguousarray(given_f0, dtype=np.float64)
         t = np.arange(len(f)) * frame_period_ms / 1000.0
     n_fft = fft_size(sr)
-    sp = pw.cheaptrick(x, f, t, sr, f0_floor=F0_FLOOR, fft_size=n_fft)
+    sp = pw.cheaptrick(x, f, t, sr, f0_floor=f0range.CHEAPTRICK_FLOOR, fft_size=n_fft)
     ap = pw.d4c(x, f, t, sr, fft_size=n_fft)
     return f, sp, ap
 

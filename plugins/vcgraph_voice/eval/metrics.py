@@ -21,13 +21,14 @@ from __future__ import annotations
 import importlib
 import math
 import re
-import threading
 import warnings
 from typing import Sequence
 
 import numpy as np
 
 from vcgraph.errors import UserError
+
+from ..dsp import f0range
 
 RATE = 16000
 INSTALL_HINT = "pip install 'vcgraph-voice[eval]'"
@@ -100,30 +101,22 @@ class SpeakerEncoder:
     """
 
     def __init__(self, device: str = "cpu", threads: int | None = 1):
+        from ..embedding import GE2EEncoder
         self.threads = threads
         require("resemblyzer")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from resemblyzer import VoiceEncoder, preprocess_wav
+            from resemblyzer import preprocess_wav
         self._preprocess = preprocess_wav
-        self.encoder = VoiceEncoder(device, verbose=False)
-        self._lock = threading.Lock()
+        self.encoder = GE2EEncoder(device, threads)  # the plugin's one wrapper (lock, threads)
+        self.encoder.model  # load now: a missing or broken install fails here, not mid-run
 
     def embed(self, samples: np.ndarray, sr: int = RATE) -> np.ndarray:
         x = resample(samples, sr)
         wav = self._preprocess(x, source_sr=RATE)
         if len(wav) < RATE // 4:  # voice-activity trimming left too little: use it untrimmed
             wav = x
-        import torch
-        with self._lock:
-            before = torch.get_num_threads()
-            if self.threads:
-                torch.set_num_threads(self.threads)
-            try:
-                e = self.encoder.embed_utterance(wav)
-            finally:
-                torch.set_num_threads(before)
-        return _unit(e).astype(np.float32)
+        return _unit(self.encoder.embed_utterance(wav)).astype(np.float32)
 
     def centroid(self, embeddings: Sequence[np.ndarray]) -> np.ndarray:
         """The unit mean of several utterance embeddings (a speaker's voice print)."""
@@ -191,14 +184,14 @@ class Transcriber:
 
 # -- F0 ------------------------------------------------------------------------------------------
 def f0_track(samples: np.ndarray, sr: int = RATE, frame_period_ms: float = 5.0,
-             f0_floor: float = 50.0, f0_ceil: float = 800.0) -> tuple[np.ndarray, np.ndarray]:
+             f0_floor: float = f0range.EVAL.floor, f0_ceil: float = f0range.EVAL.ceil) -> tuple[np.ndarray, np.ndarray]:
     """(times in s, F0 in Hz with 0 for unvoiced) by pyworld DIO + StoneMask."""
-    pw = require("pyworld")
+    require("pyworld")
+    from ..dsp.world import f0 as dio_stonemask
     x = to_mono(samples).astype(np.float64)
     if len(x) == 0:
         return np.zeros(0), np.zeros(0)
-    f0, t = pw.dio(x, sr, f0_floor=f0_floor, f0_ceil=f0_ceil, frame_period=frame_period_ms)
-    f0 = pw.stonemask(x, f0, t, sr)
+    f0, t = dio_stonemask(x, sr, frame_period_ms, f0_floor, f0_ceil)
     return t, f0
 
 
@@ -278,15 +271,10 @@ class DNSMOS:
                 "p808": float(np.mean(p808))}
 
 
-_dnsmos_model: DNSMOS | None = None
-
-
 def dnsmos(samples: np.ndarray, sr: int = RATE) -> dict:
-    """DNSMOS of one clip (model loaded on first use): keys ovrl, sig, bak, p808 (1–5)."""
-    global _dnsmos_model
-    if _dnsmos_model is None:
-        _dnsmos_model = DNSMOS()
-    return _dnsmos_model(samples, sr)
+    """DNSMOS of one clip: keys ovrl, sig, bak, p808 (1–5). Loads the model for this call;
+    to score many clips, build one :class:`DNSMOS` and keep it (``Scorers`` does)."""
+    return DNSMOS()(samples, sr)
 
 
 # -- mel-cepstral distortion -------------------------------------------------------------------------
@@ -301,9 +289,9 @@ def mel_cepstrum(samples: np.ndarray, sr: int = RATE, order: int = 24, frame_per
     sample rate, as SPTK's defaults) and turned into a real cepstrum.
     """
     pw = require("pyworld")
+    from ..dsp.world import f0 as dio_stonemask
     x = to_mono(samples).astype(np.float64)
-    f0, t = pw.dio(x, sr, frame_period=frame_period_ms)
-    f0 = pw.stonemask(x, f0, t, sr)
+    f0, t = dio_stonemask(x, sr, frame_period_ms, f0range.MCD.floor, f0range.MCD.ceil)
     sp = pw.cheaptrick(x, f0, t, sr)  # [frames, fft/2+1], power
     if alpha is None:
         alpha = _ALPHA.get(sr, 0.41)

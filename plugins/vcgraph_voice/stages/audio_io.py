@@ -8,9 +8,10 @@ from pydantic import Field
 from vcgraph.audio import Audio
 from vcgraph.stage import Port, Stage, StageConfig, implementation
 
-from ..resample import fit_length, resample, resample_linear
+from ..resample import Resampler, fit_length, resample_linear
 from ..validation import as_mono, check_audio
 from ..waveform import Waveform
+from .owned import OwnsResources
 
 
 def _split_input(audio, sample_rate, default_rate: int) -> tuple[np.ndarray, int]:
@@ -21,7 +22,19 @@ def _split_input(audio, sample_rate, default_rate: int) -> tuple[np.ndarray, int
     return samples, rate
 
 
-class Preprocess(Stage):
+class _Resampling(OwnsResources):
+    """A stage that resamples: it builds its :class:`Resampler` in ``setup`` and keeps it."""
+
+    def build(self, kind: str, device: str) -> None:
+        if getattr(self, "_resampler", None) is None:
+            self._resampler = Resampler()
+
+    def resampler(self, ctx) -> Resampler:
+        self.ready(ctx)
+        return self._resampler
+
+
+class Preprocess(_Resampling):
     """Mix to mono, resample, remove DC and peak-normalise the caller's audio."""
 
     name = "preprocess"
@@ -47,7 +60,7 @@ class Preprocess(Stage):
     def _torch(self, ctx, audio, sample_rate):
         x, rate = self._mono(audio, sample_rate)
         t = torch.from_numpy(np.ascontiguousarray(x)).to(ctx.device)
-        t = resample(t, rate, self.config.sample_rate)
+        t = self.resampler(ctx)(t, rate, self.config.sample_rate)
         if self.config.remove_dc:
             t = t - t.mean()
         t = t * (self.config.peak / t.abs().max().clamp_min(1e-9))
@@ -67,7 +80,7 @@ class Preprocess(Stage):
         return {"audio": Waveform(torch.from_numpy(y), self.config.sample_rate, rate, len(x))}
 
 
-class Postprocess(Stage):
+class Postprocess(_Resampling):
     """Resample to the output rate, keep the input's duration, normalise loudness, clip to [-1, 1]."""
 
     name = "postprocess"
@@ -105,7 +118,7 @@ class Postprocess(Stage):
 
     def _torch(self, ctx, audio: Waveform):
         rate, n = self._target(audio)
-        y = resample(audio.samples.to(ctx.device).float(), audio.sample_rate, rate)
+        y = self.resampler(ctx)(audio.samples.to(ctx.device).float(), audio.sample_rate, rate)
         y = fit_length(y, n).cpu().numpy()
         return {"audio": Audio(self._level(y), rate)}
 

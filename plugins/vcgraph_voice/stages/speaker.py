@@ -8,11 +8,12 @@ import torch
 from pydantic import Field
 
 from vcgraph.audio import Audio
-from vcgraph.stage import Port, RunContext, Stage, StageConfig, implementation
+from vcgraph.stage import Port, RunContext, StageConfig, implementation
 
 from ..errors import VoiceInputError
 from ..profile import VoiceProfile, load_target
 from ..validation import normalize_embedding
+from .owned import OwnsResources
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class TargetVoice:
         return self.profile is None
 
 
-class SpeakerEncoder(Stage):
+class SpeakerEncoder(OwnsResources):
     """Turn a target (profile, embedding, or reference audio) into a normalised speaker encoding."""
 
     name = "speaker-encoder"
@@ -40,17 +41,23 @@ class SpeakerEncoder(Stage):
                                         "list), or reference Audio to enrol on the fly")}
     outputs = {"speaker": Port("target_voice")}
 
-    def _profile(self, target) -> VoiceProfile | np.ndarray:
+    def build(self, kind: str, device: str) -> None:
+        """The enroller for reference audio given as the target (it loads models on first use)."""
+        if getattr(self, "_enroller", None) is None:
+            from ..enroll import Enroller
+            self._enroller = Enroller()
+
+    def _profile(self, ctx, target) -> VoiceProfile | np.ndarray:
         target = load_target(target)
         if isinstance(target, Audio):
-            from ..enroll import enroll_audio
-            return enroll_audio([target])
+            self.ready(ctx)
+            return self._enroller.enroll_audio([target])
         return target
 
     def _encode(self, ctx, target) -> dict:
         if target is None:
             raise VoiceInputError("no target voice given")
-        value = self._profile(target)
+        value = self._profile(ctx, target)
         profile = value if isinstance(value, VoiceProfile) else None
         if profile is None and self.config.require_profile:
             raise VoiceInputError("this graph needs a speaker profile (.vcp from `vcgraph enroll`), "

@@ -1,0 +1,149 @@
+"""The content method: a content encoder trained here picks the target's own frames; torch vocoder.
+
+Preset ``content`` (``configs/content.yaml``); stages ``content-features`` and
+``content-synthesis``; profile part ``content/*``; kernels ``dsp/content.py`` (on top of the
+fast method's analysis and vocoder); model ``content_model.py`` and ``models/MODEL_CARD.md``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from vcgraph.stage import StageConfig, implementation
+
+from .. import content_model as cm
+from ..dsp import content as kernels
+from ..dsp import fast as fast_kernels
+from ..dsp.content import ContentParams
+from ..dsp.fast import FastParams
+from ..features import resample_contour
+from ..waveform import Waveform
+from .base import FeatureConfig, FeatureStage, Method, SynthesisStage, key
+from .fast import FastAnalysis, FastTarget
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ContentAnalysis(FastAnalysis):
+    """The fast method's analysis plus the content encoder's output on the same 5 ms grid."""
+
+    content: torch.Tensor  # [T, 64 + N_CLASSES]: bottleneck, log phone-state posteriors
+
+    @classmethod
+    def from_kernel(cls, a: dict) -> "ContentAnalysis":
+        """From what :func:`dsp.content.analyze` returns."""
+        fast = FastAnalysis.from_kernel(a)
+        return cls(**{f.name: getattr(fast, f.name) for f in dataclasses.fields(FastAnalysis)}, content=a["content"])
+
+    def kernel(self) -> dict:
+        return dict(super().kernel(), content=self.content)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ContentTarget(FastTarget):
+    """The content method's part of a profile: the fast method's statistics plus every target
+    frame's content features, envelope and aperiodicity (float16) and voicing."""
+
+    content: np.ndarray          # [N, 64 + N_CLASSES] float16
+    log_env: np.ndarray          # [N, F] float16
+    ap: np.ndarray               # [N, F] float16
+    voiced: np.ndarray           # [N] bool
+    sample_rate: np.ndarray = key("sr")  # [1] int32: the rate the frames were analysed at
+
+
+class ContentMethod(Method):
+    """Content-matched target frames for the envelope and aperiodicity; log-F0 mapped."""
+
+    name = "content"
+    Analysis = ContentAnalysis
+    Target = ContentTarget
+
+    def __init__(self) -> None:
+        self.resources = fast_kernels.FastResources()
+        self._models: dict[str, tuple[cm.ContentEncoder, cm.ContentFrontend]] = {}
+
+    def load(self, device: str, weights: str = "") -> None:
+        """Load the encoder and its front end onto ``device`` (once per device)."""
+        if device not in self._models:
+            self._models[device] = (cm.load_encoder(weights or cm.WEIGHTS, device), cm.ContentFrontend().to(device))
+
+    def analyze(self, audio: Waveform, params: FastParams, source_f0=None) -> ContentAnalysis:
+        encoder, frontend = self._models[params.device]
+        x = audio.samples.to(params.device).float()
+        a = ContentAnalysis.from_kernel(kernels.analyze(x, audio.sample_rate, encoder, frontend, params,
+                                                        self.resources))
+        if source_f0 is not None:
+            f0 = torch.from_numpy(resample_contour(source_f0, a.f0.shape[-1])).to(a.f0)
+            a = dataclasses.replace(a, f0=f0, voiced=f0 > 0)
+        return a
+
+    def enroll(self, analyses: Sequence[ContentAnalysis]) -> ContentTarget:
+        return ContentTarget.from_arrays(kernels.target_frames([a.kernel() for a in analyses]))
+
+    def synthesize(self, analysis: ContentAnalysis, target: ContentTarget, params: ContentParams,
+                   pitch_shift: float = 0.0) -> torch.Tensor:
+        return kernels.synthesize(analysis.kernel(), target.to_arrays(), params, FastParams(device=params.device),
+                                  pitch_shift, self.resources)
+
+
+class ContentFeatures(FeatureStage):
+    """Torch F0, envelope and aperiodicity plus content features from the trained encoder."""
+
+    name = "content-features"
+    Method = ContentMethod
+
+    class Config(FeatureConfig):
+        weights: str = Field("", description="content-model safetensors file (empty: the shipped model)")
+
+    def build(self, kind: str, device: str) -> None:
+        super().build(kind, device)
+        self.impl.load(device, self.config.weights)
+
+    def params(self, device: str) -> FastParams:
+        c = self.config
+        return FastParams(f0_min=c.f0_min, f0_max=c.f0_max, device=device)
+
+
+class ContentSynthesis(SynthesisStage):
+    """Replace each frame's envelope by the content-nearest target frames; map F0; torch vocoder."""
+
+    name = "content-synthesis"
+    Method = ContentMethod
+
+    class Config(StageConfig):
+        k: int = Field(4, ge=1, le=64, description="target frames averaged per source frame")
+        match_on: Literal["bottleneck", "posteriors"] = Field(
+            "bottleneck", description="content features compared: the encoder's 64-d bottleneck or its "
+            "log phone-state posteriors")
+        context: int = Field(1, ge=0, le=8, description="neighbouring content frames (10 ms each side) "
+                             "matched too, so chosen frames share the source's context")
+        blend: float = Field(1.0, ge=0.0, le=1.0, description="weight of the matched target envelope (the "
+                             "rest: the source's envelope mapped to the target's statistics)")
+        replace: float = Field(1.0, ge=0.0, le=1.0, description="weight of the replaced envelope; the rest "
+                               "is the source's own envelope shifted by how the target's frames of the same "
+                               "content differ from the source's (keeps the source's transitions)")
+        shift_k: int = Field(16, ge=1, le=128, description="frames averaged on each side for that shift")
+        keep_energy: float = Field(1.0, ge=0.0, le=1.0, description="how much of the source's frame-energy "
+                                   "contour is kept")
+        smooth: int = Field(1, ge=0, le=8, description="frames (5 ms) each side of temporal smoothing of the "
+                            "matched envelope")
+        target_aperiodicity: bool = Field(True, description="aperiodicity from the matched target frames "
+                                          "(else the source's)")
+
+    def params(self, device: str, k: int | None = None) -> ContentParams:
+        c = self.config
+        return ContentParams(k=k or c.k, match_on=c.match_on, context=c.context, blend=c.blend,
+                             replace=c.replace, shift_k=c.shift_k, keep_energy=c.keep_energy, smooth=c.smooth,
+                             target_ap=c.target_aperiodicity, device=device)
+
+    @implementation("simplified")
+    def run_simplified(self, ctx, features, speaker, pitch_shift=None):
+        """Nearest single frame (k=1): cheaper, rougher."""
+        return self.synthesize(ctx, features, speaker, pitch_shift, k=1)
+
+
+METHOD = ContentMethod
+STAGES = (ContentFeatures, ContentSynthesis)
