@@ -2,7 +2,9 @@
 
 Registered through the ``vcgraph`` entry point group like any third-party plugin. Stage
 types: ``preprocess``, ``content-features`` / ``world-features`` / ``fast-features``, ``speaker-encoder``,
-``content-synthesis`` / ``knn-synthesis`` / ``fast-synthesis``, ``postprocess`` and the fallback ``safe-output``; commands: ``enroll``, ``convert``, ``eval``;
+``content-synthesis`` / ``knn-synthesis`` / ``fast-synthesis``, ``postprocess`` and the fallback ``safe-output``;
+streaming: ``stream-input``, ``fast-stream-features``, ``fast-stream-synthesis``, ``stream-output``;
+commands: ``enroll``, ``convert``, ``batch``, ``stream``, ``eval``;
 value type ``speaker`` (a ``.vcp`` profile or a ``.npy`` embedding); a ``vcgraph bench``
 baseline ``stft-mel``. The seed API is importable from here::
 
