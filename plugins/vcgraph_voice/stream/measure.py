@@ -27,6 +27,19 @@ def convert_with_edges(stream, x) -> tuple[np.ndarray, np.ndarray]:
     return y, np.array(edges[:-1], dtype=np.int64)
 
 
+def edge_energies(y: np.ndarray, edges: np.ndarray, sample_rate: int, hop: int, half: int = 2,
+                  cutoff_hz: float = 2000.0) -> tuple[np.ndarray, np.ndarray]:
+    """(energy at each chunk edge, energy at the reference positions) for
+    :func:`edge_click_ratio`, to pool over many signals."""
+    from scipy.signal import butter, sosfilt
+    hp = sosfilt(butter(4, cutoff_hz, "highpass", fs=sample_rate, output="sos"), np.asarray(y, np.float64))
+    e = np.convolve(hp ** 2, np.ones(2 * half), mode="same")
+    edges = edges[(edges > 4 * hop) & (edges < len(y) - 4 * hop)]
+    ref = np.concatenate([edges + k * hop for k in (-1, 1, 2)])
+    active = e > np.percentile(e, 30)  # silence left out of both
+    return e[edges][active[edges]], e[ref][active[ref]]
+
+
 def edge_click_ratio(y: np.ndarray, edges: np.ndarray, sample_rate: int, hop: int, half: int = 2,
                      cutoff_hz: float = 2000.0) -> float:
     """Energy of the high-passed output in +-``half`` samples at the chunk ``edges``, over the
@@ -34,13 +47,7 @@ def edge_click_ratio(y: np.ndarray, edges: np.ndarray, sample_rate: int, hop: in
     frame grid, inside a chunk (ratio of medians over positions not in silence). A click (a
     step or kink of the waveform) is broadband and spikes there; ~1 means the edges cannot be
     told from anywhere else."""
-    from scipy.signal import butter, sosfilt
-    hp = sosfilt(butter(4, cutoff_hz, "highpass", fs=sample_rate, output="sos"), np.asarray(y, np.float64))
-    e = np.convolve(hp ** 2, np.ones(2 * half), mode="same")
-    edges = edges[(edges > 4 * hop) & (edges < len(y) - 4 * hop)]
-    ref = np.concatenate([edges + k * hop for k in (-1, 1, 2)])
-    active = e > np.percentile(e, 30)  # silence left out of both
-    ea, er = e[edges][active[edges]], e[ref][active[ref]]
+    ea, er = edge_energies(y, edges, sample_rate, hop, half, cutoff_hz)
     # medians: a click raises (nearly) every edge, a plosive that happens to sit on one does not
     return float(np.median(ea) / np.median(er)) if ea.size and er.size else float("nan")
 
