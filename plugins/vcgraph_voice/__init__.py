@@ -2,7 +2,9 @@
 
 Registered through the ``vcgraph`` entry point group like any third-party plugin. Stage
 types: ``preprocess``, ``content-features`` / ``quality-features`` / ``fast-features``, ``speaker-encoder``,
-``content-synthesis`` / ``quality-synthesis`` / ``fast-synthesis``, ``postprocess`` and the fallback ``safe-output``; commands: ``enroll``, ``convert``, ``eval``;
+``content-synthesis`` / ``quality-synthesis`` / ``fast-synthesis``, ``postprocess`` and the fallback ``safe-output``;
+streaming: ``stream-input``, ``fast-stream-features``, ``fast-stream-synthesis``, ``stream-output``;
+commands: ``enroll``, ``convert``, ``batch``, ``stream``, ``eval``;
 value type ``speaker`` (a ``.vcp`` profile or a ``.npy`` embedding); a ``vcgraph bench``
 baseline ``stft-mel``. The seed API is importable from here::
 
@@ -39,6 +41,10 @@ def register_stages(register):
     from .stages.audio_io import Postprocess, Preprocess, SafeOutput
     from .stages.speaker import SpeakerEncoder
     for stage in (Preprocess, SpeakerEncoder, *stage_types(), Postprocess, SafeOutput):
+        register(stage)
+    from .stages.fast_stream import FastStreamFeatures, FastStreamSynthesis
+    from .stages.stream_io import StreamInput, StreamOutput
+    for stage in (StreamInput, FastStreamFeatures, FastStreamSynthesis, StreamOutput):  # streaming (configs/stream.yaml)
         register(stage)
 
 

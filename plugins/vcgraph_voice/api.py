@@ -43,7 +43,8 @@ class PipelineConfig:
     ``use_cuda`` its ``settings``. ``batch_size`` is how many items
     :meth:`VoiceConversionPipeline.batch_convert` converts at once (threads sharing the
     pipeline) for arrays in memory. ``chunk_size`` is accepted for compatibility with the seed
-    design and changes nothing: a conversion processes the whole recording at once.
+    design and changes nothing: a conversion processes the whole recording at once (use
+    :meth:`VoiceConversionPipeline.stream` for live, block-wise conversion).
     """
 
     # Audio parameters
@@ -243,6 +244,23 @@ class VoiceConversionPipeline:
         from .batch import convert_dataset
         return convert_dataset(ds, self.pipeline, target, audio_column=audio_column, rate_column=rate_column,
                                output_column=output_column, pitch_shift=pitch_shift_semitones, workers=workers)
+
+    # -- streaming -------------------------------------------------------------------------
+    def stream(self, target, block_size: int | None = None, *, sample_rate: int | None = None,
+               pitch_shift_semitones: float = 0.0, latency_budget_ms: float | None = None,
+               config: str | None = None, threads: int | None = 1):
+        """A live stream toward ``target`` (a profile with fast data, a ``.vcp`` path or
+        reference audio): :class:`~vcgraph_voice.stream.VoiceStream`, whose ``process(block)``
+        returns as many samples as it is given, ``stream.latency.delay_samples`` late, and
+        ``flush()`` the rest. Blocks are samples at ``sample_rate`` (default: the config's);
+        ``block_size`` defaults to 20 ms. With ``latency_budget_ms`` the block size and
+        settings that fit are picked (``stream.choice`` says which). ``config``: a streaming
+        graph (default ``configs/stream.yaml``); ``threads`` sets torch's threads (process-wide).
+        """
+        from .stream import STREAM_CONFIG, open_stream
+        return open_stream(target, sample_rate=sample_rate or self.config.sample_rate, block_size=block_size,
+                           latency_budget_ms=latency_budget_ms, config=config or STREAM_CONFIG,
+                           pitch_shift=pitch_shift_semitones, threads=threads, use_cuda=self.config.use_cuda)
 
     # -- monitoring ------------------------------------------------------------------------
     def get_stats(self) -> dict:

@@ -70,6 +70,8 @@ def add_commands(sub) -> None:
 
     from .batch_cli import add_batch_command
     add_batch_command(sub)
+    from .stream.cli import add_stream_command
+    add_stream_command(sub)
 
     try:
         from .eval.cli import add_eval_command
