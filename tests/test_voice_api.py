@@ -9,7 +9,7 @@ import pytest
 from vcgraph import CUDAKernelError
 from vcgraph_voice import PipelineConfig, VoiceConversionError, VoiceConversionPipeline
 from vcgraph_voice.enroll import enroll_files
-from vcgraph_voice.stages.fast_torch import FastSynthesis
+from vcgraph_voice.methods.fast import FastSynthesis
 from vcgraph_voice.methods.quality import QualitySynthesis
 
 import voice_data

@@ -9,7 +9,7 @@ from vcgraph.cli import main
 from vcgraph_voice import api
 from vcgraph_voice.enroll import enroll_files
 from vcgraph_voice.errors import VoiceConversionError, VoiceInputError
-from vcgraph_voice.stages.fast_torch import FastSynthesis
+from vcgraph_voice.methods.fast import FastSynthesis
 
 import voice_data
 

@@ -32,7 +32,7 @@ from .f0 import track_f0, track_f0_world
 from .vocoder import EnvelopeAnalyzer, HarmonicNoiseSynth
 
 __all__ = ["FastParams", "FastResources", "analyze", "target_stats", "synthesize", "convert",
-           "search_embedding_transform", "mel_matrix"]
+           "search_embedding_transform", "mel_matrix", "warp_envelope"]
 
 
 @dataclass
@@ -146,7 +146,7 @@ def _fill_unvoiced(f0: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
     return torch.exp(out)
 
 
-def _warp_env(log_env: torch.Tensor, alpha: float) -> torch.Tensor:
+def warp_envelope(log_env: torch.Tensor, alpha: float) -> torch.Tensor:
     """Formant warp: new(f) = old(f / alpha) on the bin axis (alpha > 1 raises formants)."""
     if abs(alpha - 1.0) < 1e-4:
         return log_env
@@ -265,9 +265,9 @@ def mapped_envelope(features: dict, target_stats: dict, params: FastParams,
     alpha = float(np.asarray(ts.get("alpha", 1.0)).reshape(-1)[0])
     if "mel_mean_v" in ts and p.warp and "alpha" not in ts:
         alpha = _warp_alpha(features, ts, p, fb)
-    env2 = _warp_env(env, alpha)
+    env2 = warp_envelope(env, alpha)
     if alpha != 1.0:
-        ap = _warp_env(ap, alpha)
+        ap = warp_envelope(ap, alpha)
     if "mel_mean_v" in ts:
         lm = 0.5 * torch.log(torch.exp(2 * env2) @ fb + 1e-10)
         st = _class_stats(lm, voiced, features["speech"])

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from .f0 import track_f0
-from .fast import FastParams, _warp_env, mel_matrix
+from .fast import FastParams, warp_envelope, mel_matrix
 from .running import PeakTracker, RunningMoments
 from .vocoder import EnvelopeAnalyzer
 
@@ -335,9 +335,9 @@ class StreamMapper:
             for c, m in (("v", voiced & speech), ("u", (~voiced) & speech)):
                 self.mel[c].update(lm_raw, m)
         alpha = self._update_warp(T)
-        env2 = _warp_env(env, alpha)
+        env2 = warp_envelope(env, alpha)
         if alpha != 1.0:
-            ap = _warp_env(ap, alpha)
+            ap = warp_envelope(ap, alpha)
         if self.t:
             lm = 0.5 * torch.log(torch.exp(2 * env2) @ self.fb + 1e-10)
             delta = torch.zeros_like(lm)
