@@ -41,6 +41,8 @@ def test_config_has_the_seed_fields_and_defaults():
     c = PipelineConfig()
     assert (c.sample_rate, c.n_fft, c.hop_length, c.n_mels) == (22050, 2048, 512, 80)
     assert (c.f0_min, c.f0_max, c.chunk_size, c.batch_size) == (80.0, 800.0, 8192, 4)
+    with pytest.warns(UserWarning, match="chunk_size has no effect"):
+        PipelineConfig(chunk_size=4096)
     assert (c.use_cuda, c.max_retries, c.fallback_on_error) == (True, 3, True)
     assert c.preset == "quality"
 

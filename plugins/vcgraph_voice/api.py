@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -43,8 +44,8 @@ class PipelineConfig:
     ``use_cuda`` its ``settings``. ``batch_size`` is how many items
     :meth:`VoiceConversionPipeline.batch_convert` converts at once (threads sharing the
     pipeline) for arrays in memory. ``chunk_size`` is accepted for compatibility with the seed
-    design and changes nothing: a conversion processes the whole recording at once (use
-    :meth:`VoiceConversionPipeline.stream` for live, block-wise conversion).
+    design and changes nothing (a value other than the default warns): a conversion processes
+    the whole recording at once; :meth:`VoiceConversionPipeline.stream` converts block-wise.
     """
 
     # Audio parameters
@@ -65,6 +66,12 @@ class PipelineConfig:
     # Graph selection (vcgraph additions)
     preset: str = "quality"
     overrides: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.chunk_size != 8192:  # say so rather than ignore a setting silently
+            warnings.warn("PipelineConfig.chunk_size has no effect: a conversion processes the whole "
+                          "recording at once; for block-wise conversion use VoiceConversionPipeline.stream("
+                          "target, block_size=...)", UserWarning, stacklevel=3)
 
     def graph_overrides(self) -> list[str]:
         """The dotted overrides that apply these settings to the graph file."""
