@@ -217,15 +217,16 @@ def target_stats(analyses: list[dict]) -> dict[str, np.ndarray]:
 
 
 def _detrend(v: torch.Tensor) -> torch.Tensor:
-    """Remove mean and linear trend (spectral tilt) over the band index."""
+    """Remove mean and linear trend (spectral tilt) over the band index (the last axis)."""
     i = torch.linspace(-1, 1, v.shape[-1], device=v.device)
-    v = v - v.mean()
-    return v - i * (v * i).sum() / (i * i).sum()
+    v = v - v.mean(-1, keepdim=True)
+    return v - i * (v * i).sum(-1, keepdim=True) / (i * i).sum()
 
 
-def _warp_mel(lm: torch.Tensor, centres: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Warp a log-mel vector along frequency: new(f) = old(f / alpha) (band centres in Hz)."""
-    q = (centres / alpha).clamp(float(centres[0]), float(centres[-1]))
+def _warp_mel(lm: torch.Tensor, centres: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Warp a log-mel vector along frequency: new(f) = old(f / alpha) (band centres in Hz), for
+    each of the factors ``alpha`` ``[A]`` at once: ``[A, bands]``."""
+    q = (centres[None, :] / alpha[:, None]).clamp(float(centres[0]), float(centres[-1]))
     j = torch.searchsorted(centres, q).clamp(1, centres.numel() - 1)
     w = (q - centres[j - 1]) / (centres[j] - centres[j - 1])
     return lm[j - 1] * (1 - w) + lm[j] * w
@@ -234,7 +235,8 @@ def _warp_mel(lm: torch.Tensor, centres: torch.Tensor, alpha: float) -> torch.Te
 def _warp_alpha(feat, tstats, p: FastParams, fb) -> float:
     """Formant warp aligning the source's average voiced log-mel shape with the target's
     (mean and tilt removed), symmetrised: warp source by alpha toward target and target by
-    1/alpha toward source, so A->B and B->A give reciprocal factors."""
+    1/alpha toward source, so A->B and B->A give reciprocal factors. 25 candidate factors,
+    scored together."""
     m = feat["voiced"] & feat["speech"]
     if int(m.sum()) < 10:
         return 1.0
@@ -243,14 +245,11 @@ def _warp_alpha(feat, tstats, p: FastParams, fb) -> float:
     tgt = torch.as_tensor(tstats["mel_mean_v"], device=src.device)
     hz = torch.arange(fb.shape[0], device=fb.device, dtype=torch.float32) * sr / (2 * (fb.shape[0] - 1))
     centres = (fb * hz[:, None]).sum(0)
-    best, best_a = None, 1.0
-    for a in torch.exp(torch.linspace(-math.log1p(p.warp_range), math.log1p(p.warp_range), 25)).tolist():
-        d1 = _detrend(_warp_mel(src, centres, a)) - _detrend(tgt)
-        d2 = _detrend(src) - _detrend(_warp_mel(tgt, centres, 1 / a))
-        cost = float((d1 * d1).mean() + (d2 * d2).mean()) + 0.05 * math.log(a) ** 2
-        if best is None or cost < best:
-            best, best_a = cost, a
-    return best_a
+    alphas = torch.exp(torch.linspace(-math.log1p(p.warp_range), math.log1p(p.warp_range), 25)).to(src.device)
+    d1 = _detrend(_warp_mel(src, centres, alphas)) - _detrend(tgt)
+    d2 = _detrend(src) - _detrend(_warp_mel(tgt, centres, 1 / alphas))
+    cost = (d1 * d1).mean(-1) + (d2 * d2).mean(-1) + 0.05 * torch.log(alphas) ** 2
+    return float(alphas[int(torch.argmin(cost))])
 
 
 def mapped_envelope(features: dict, target_stats: dict, params: FastParams,
