@@ -167,7 +167,8 @@ def test_validate_command_on_mutated_graphs_is_ok_or_one_line(data):
     "a: &a ['x','x','x','x','x','x','x','x','x','x']\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
     "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
     "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n",
-], ids=["env-resolver", "python-tag", "self-alias", "deep-nesting", "alias-bomb"])
+    "vcgraph: 1\nvars: {x: [1, '${nodes}']}\nnodes: {a: {stage: s, config: {k: '${vars.x}'}}}\n",
+], ids=["env-resolver", "python-tag", "self-alias", "deep-nesting", "alias-bomb", "interpolation-cycle"])
 def test_hostile_yaml_is_one_config_error(tmp_path, text):
     path = tmp_path / "g.yaml"
     path.write_text(text)

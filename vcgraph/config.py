@@ -185,7 +185,11 @@ def load_graph_spec(source: str | os.PathLike | dict, overrides: list[str] | dic
                 msg = str(exc).splitlines()[0]
                 raise ConfigError(f"override '{item}': cannot parse the value: {msg}",
                                   path=item.partition("=")[0]) from None
-        data = OmegaConf.to_container(conf, resolve=True)
+        try:
+            data = OmegaConf.to_container(conf, resolve=True)
+        except RecursionError:  # omegaconf follows a cycle of interpolations until the stack ends
+            raise ConfigError("an interpolation refers to itself through other keys (a cycle, e.g. "
+                              "'${nodes}' inside a value that a node's config interpolates)") from None
     except OmegaConfBaseException as exc:
         msg = str(exc).splitlines()[0]
         key = getattr(exc, "full_key", None)
