@@ -32,7 +32,8 @@ from .f0 import track_f0, track_f0_world
 from .vocoder import EnvelopeAnalyzer, HarmonicNoiseSynth
 
 __all__ = ["FastParams", "FastResources", "analyze", "target_stats", "synthesize", "convert",
-           "search_embedding_transform", "mel_matrix", "warp_envelope"]
+           "search_embedding_transform", "mel_matrix", "warp_envelope",
+           "warp_factor", "band_centres"]
 
 
 @dataclass
@@ -232,24 +233,32 @@ def _warp_mel(lm: torch.Tensor, centres: torch.Tensor, alpha: torch.Tensor) -> t
     return lm[j - 1] * (1 - w) + lm[j] * w
 
 
-def _warp_alpha(feat, tstats, p: FastParams, fb) -> float:
-    """Formant warp aligning the source's average voiced log-mel shape with the target's
-    (mean and tilt removed), symmetrised: warp source by alpha toward target and target by
-    1/alpha toward source, so A->B and B->A give reciprocal factors. 25 candidate factors,
-    scored together."""
-    m = feat["voiced"] & feat["speech"]
-    if int(m.sum()) < 10:
-        return 1.0
-    sr = int(feat["sr"])
-    src = feat["log_mel"][m].mean(0)
-    tgt = torch.as_tensor(tstats["mel_mean_v"], device=src.device)
+def band_centres(fb: torch.Tensor, sr: int) -> torch.Tensor:
+    """Centre frequency (Hz) of each band of the filterbank ``fb`` ``[bins, bands]``."""
     hz = torch.arange(fb.shape[0], device=fb.device, dtype=torch.float32) * sr / (2 * (fb.shape[0] - 1))
-    centres = (fb * hz[:, None]).sum(0)
-    alphas = torch.exp(torch.linspace(-math.log1p(p.warp_range), math.log1p(p.warp_range), 25)).to(src.device)
+    return (fb * hz[:, None]).sum(0)
+
+
+def warp_factor(src: torch.Tensor, tgt: torch.Tensor, centres: torch.Tensor, warp_range: float) -> float:
+    """The formant warp aligning the source's average voiced log-mel shape ``src`` with the
+    target's ``tgt`` (mean and tilt removed), symmetrised: warp source by alpha toward target and
+    target by 1/alpha toward source, so A->B and B->A give reciprocal factors. 25 candidate
+    factors in ``[1/(1+r), 1+r]``, scored together."""
+    alphas = torch.exp(torch.linspace(-math.log1p(warp_range), math.log1p(warp_range), 25)).to(src.device)
     d1 = _detrend(_warp_mel(src, centres, alphas)) - _detrend(tgt)
     d2 = _detrend(src) - _detrend(_warp_mel(tgt, centres, 1 / alphas))
     cost = (d1 * d1).mean(-1) + (d2 * d2).mean(-1) + 0.05 * torch.log(alphas) ** 2
     return float(alphas[int(torch.argmin(cost))])
+
+
+def _warp_alpha(feat, tstats, p: FastParams, fb) -> float:
+    """:func:`warp_factor` of an utterance's voiced speech frames toward a profile's statistics."""
+    m = feat["voiced"] & feat["speech"]
+    if int(m.sum()) < 10:
+        return 1.0
+    src = feat["log_mel"][m].mean(0)
+    tgt = torch.as_tensor(tstats["mel_mean_v"], device=src.device)
+    return warp_factor(src, tgt, band_centres(fb, int(feat["sr"])), p.warp_range)
 
 
 def mapped_envelope(features: dict, target_stats: dict, params: FastParams,

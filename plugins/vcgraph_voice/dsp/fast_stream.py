@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from .f0 import track_f0
-from .fast import FastParams, warp_envelope, mel_matrix
+from .fast import FastParams, band_centres, mel_matrix, warp_envelope, warp_factor
 from .running import PeakTracker, RunningMoments
 from .vocoder import EnvelopeAnalyzer
 
@@ -225,32 +225,17 @@ class StreamAnalyzer:
                 "speech": speech}
 
 
-def _warp_tables(fb: torch.Tensor, sr: int, warp_range: float, n: int = 25):
-    """Alphas of the offline search grid and, per alpha, the band-axis warp matrix
-    ``W[a]`` with ``(W[a] @ v) = _warp_mel(v, centres, alpha)``."""
-    hz = torch.arange(fb.shape[0], device=fb.device, dtype=torch.float32) * sr / (2 * (fb.shape[0] - 1))
-    centres = (fb * hz[:, None]).sum(0)
+def _warp_matrix(centres: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``W`` with ``W @ v`` = ``v`` warped along the band axis by ``alpha`` (as ``fast``'s band warp)."""
     M = centres.numel()
-    alphas = torch.exp(torch.linspace(-math.log1p(warp_range), math.log1p(warp_range), n)).tolist()
-
-    def matrix(a: float) -> torch.Tensor:
-        q = (centres / a).clamp(float(centres[0]), float(centres[-1]))
-        j = torch.searchsorted(centres, q).clamp(1, M - 1)
-        w = (q - centres[j - 1]) / (centres[j] - centres[j - 1])
-        W = torch.zeros(M, M, device=fb.device)
-        r = torch.arange(M, device=fb.device)
-        W[r, j - 1] += 1 - w
-        W[r, j] += w
-        return W
-
-    return alphas, torch.stack([matrix(a) for a in alphas]), torch.stack([matrix(1 / a) for a in alphas])
-
-
-def _detrend_matrix(M: int, device) -> torch.Tensor:
-    """P with ``P @ v`` = v minus its mean and linear trend (``fast._detrend``)."""
-    i = torch.linspace(-1, 1, M, device=device)
-    eye = torch.eye(M, device=device)
-    return eye - torch.ones(M, M, device=device) / M - torch.outer(i, i) / (i * i).sum()
+    q = (centres / alpha).clamp(float(centres[0]), float(centres[-1]))
+    j = torch.searchsorted(centres, q).clamp(1, M - 1)
+    w = (q - centres[j - 1]) / (centres[j] - centres[j - 1])
+    W = torch.zeros(M, M, device=centres.device)
+    r = torch.arange(M, device=centres.device)
+    W[r, j - 1] += 1 - w
+    W[r, j] += w
+    return W
 
 
 class StreamMapper:
@@ -261,14 +246,14 @@ class StreamMapper:
         self.g = g = frame_grid(sr, settings)
         p = settings.fast
         self.fb, self.I = mel_matrix(sr, g.n_fft, p.n_mels, p.mel_fmax, self.device)
-        self.alphas, self.W, self.Winv = _warp_tables(self.fb, sr, p.warp_range)
-        self.P = _detrend_matrix(p.n_mels, self.device)
+        self.centres = band_centres(self.fb, sr)
         frames_tau = settings.tau_s * sr / g.hop
         s = settings
         self.lf0 = RunningMoments(math.log(s.prior_f0_hz), s.prior_lf0_std, s.prior_mean_frames, s.prior_std_frames,
                                   frames_tau, self.device)
         self.mel: dict[str, RunningMoments] = {}
-        self.alpha_index: int | None = None  # None: alpha = 1
+        self.alpha = 1.0
+        self.warp = None  # the band-axis matrix of alpha, once a warp is estimated
         self.since_warp = 0
         self.target_key = None
         self.last_f0 = 120.0
@@ -297,17 +282,9 @@ class StreamMapper:
         if self.since_warp >= s.warp_every:
             self.since_warp = 0
             src, tgt = self.mel["v"].data_mean, self.t["mel_mean_v"]  # the source's own mean: no prior
-            P = self.P
-            d1 = torch.einsum("ij,ajk,k->ai", P, self.W, src) - P @ tgt
-            d2 = (P @ src)[None] - torch.einsum("ij,ajk,k->ai", P, self.Winv, tgt)
-            la = torch.log(torch.tensor(self.alphas, device=self.device))
-            cost = (d1 * d1).mean(1) + (d2 * d2).mean(1) + 0.05 * la * la
-            self.alpha_index = int(torch.argmin(cost))
-        return 1.0 if self.alpha_index is None else self.alphas[self.alpha_index]
-
-    @property
-    def alpha(self) -> float:
-        return 1.0 if self.alpha_index is None else self.alphas[self.alpha_index]
+            self.alpha = warp_factor(src, tgt, self.centres, p.warp_range)
+            self.warp = _warp_matrix(self.centres, self.alpha)
+        return self.alpha
 
     @torch.no_grad()
     def map(self, fr: dict, ts: dict, shift_semitones: float = 0.0):
@@ -341,7 +318,7 @@ class StreamMapper:
         if self.t:
             lm = 0.5 * torch.log(torch.exp(2 * env2) @ self.fb + 1e-10)
             delta = torch.zeros_like(lm)
-            Wa = self.W[self.alpha_index] if self.alpha_index is not None else None
+            Wa = self.warp
             for c, m in (("v", voiced), ("u", ~voiced)):
                 mu_s, sd_s = self.mel[c].mean, self.mel[c].std.clamp_min(1e-3)
                 if Wa is not None:  # statistics of the warped source: warp the source's statistics
