@@ -39,14 +39,20 @@ class ContentParams:
     device: str = "cpu"
 
 
-def content_features(encoder, frontend, audio: torch.Tensor, sr: int, n_frames: int) -> torch.Tensor:
-    """Encoder outputs on the 5 ms analysis grid: ``(n_frames, 64 + N_CLASSES)`` (bottleneck, log-posteriors)."""
+def content_frame_index(frames: torch.Tensor, hop: int, sr: int) -> torch.Tensor:
+    """The 10 ms content frame nearest in time to each analysis frame (frame ``i`` is at
+    ``i * hop / sr`` s; at 16 kHz, ``round(i / 2)``)."""
+    return torch.round(frames.double() * (hop * 100.0 / sr)).long()
+
+
+def content_features(encoder, frontend, audio: torch.Tensor, sr: int, n_frames: int, hop: int) -> torch.Tensor:
+    """Encoder outputs on the analysis grid (``n_frames`` frames ``hop`` samples apart at
+    ``sr``): ``(n_frames, 64 + N_CLASSES)`` (bottleneck, log-posteriors)."""
     with torch.no_grad():
         mel = frontend(audio, sr)
         logits, z = encoder(mel[None])
         feats = torch.cat([z[0], torch.log_softmax(logits[0], -1)], -1)  # (T10, D)
-    # 5 ms frame i is at i * 5 ms; 10 ms frame j at j * 10 ms
-    idx = torch.clamp(torch.round(torch.arange(n_frames, device=feats.device) / 2).long(), max=feats.shape[0] - 1)
+    idx = content_frame_index(torch.arange(n_frames, device=feats.device), hop, sr).clamp(max=feats.shape[0] - 1)
     return feats[idx]
 
 
@@ -56,7 +62,8 @@ def analyze(audio, sr: int, encoder, frontend, params: "fast.FastParams",
     """The fast method's analysis plus ``content`` ``(T, 64 + N_CLASSES)`` on the same grid."""
     a = fast.analyze(audio, sr, params, resources)
     x = fast._as_tensor(audio, torch.device(params.device))
-    a["content"] = content_features(encoder, frontend, x, sr, a["log_env"].shape[0]).to(a["log_env"].device)
+    a["content"] = content_features(encoder, frontend, x, sr, a["log_env"].shape[0],
+                                    params.hop(sr)).to(a["log_env"].device)
     return a
 
 
