@@ -43,8 +43,11 @@ def register_stages(register):
     for stage in (Preprocess, SpeakerEncoder, *stage_types(), Postprocess, SafeOutput):
         register(stage)
     from .stages.fast_stream import FastStreamFeatures, FastStreamSynthesis
+    from .stages.content_stream import ContentStreamFeatures, ContentStreamSynthesis
     from .stages.stream_io import StreamInput, StreamOutput
     for stage in (StreamInput, FastStreamFeatures, FastStreamSynthesis, StreamOutput):  # streaming (configs/stream.yaml)
+        register(stage)
+    for stage in (ContentStreamFeatures, ContentStreamSynthesis):  # configs/stream-content.yaml
         register(stage)
 
 

@@ -80,6 +80,7 @@ class FastStreamSynthesis(Stage):
     """Causal log-F0 and envelope-statistics mapping to the profile, and overlap-add HNM synthesis."""
 
     name = "fast-stream-synthesis"
+    method = METHOD  # the profile part it reads
 
     class Config(StageConfig):
         envelope_strength: float = Field(1.0, ge=0.0, le=1.5, description="how far envelope statistics move")
@@ -110,10 +111,10 @@ class FastStreamSynthesis(Stage):
 
     def _run(self, ctx, frames: FrameBlock, speaker, pitch_shift, warp: bool | None = None):
         profile = getattr(speaker, "profile", None)
-        if profile is None or not profile.has(METHOD):
+        if profile is None or not profile.has(self.method):
             have = ", ".join(sorted(profile.methods)) if profile is not None else "a bare embedding"
-            raise VoiceInputError(f"streaming needs a profile with '{METHOD}' data (got {have}); "
-                                  "enrol with `vcgraph enroll REF.wav ... -o VOICE.vcp --presets fast`")
+            raise VoiceInputError(f"streaming needs a profile with '{self.method}' data (got {have}); "
+                                  f"enrol with `vcgraph enroll REF.wav ... -o VOICE.vcp --presets {self.method}`")
         shift = check_pitch_shift(pitch_shift)
         s = self.settings(frames.settings, warp)
         sr = frames.sample_rate
@@ -124,11 +125,17 @@ class FastStreamSynthesis(Stage):
             y = torch.zeros(0, device=syn.device)
             return {"audio": StreamChunk(y, sr, syn.done)}
         start = syn.done
-        f0, env, ap = st["map"].map(frames.frames, profile.methods[METHOD], shift)
+        ts = profile.methods[self.method]
+        f0, env, ap = st["map"].map(frames.frames, ts, shift)
+        env, ap = self._envelope(st, frames, ts, env, ap)
         y = syn.push(f0, env, ap, frames.frames["k0"])
         if not bool(torch.isfinite(y).all()):
             raise StageError(f"{ctx.kind} streaming synthesis produced NaN/Inf samples")
         return {"audio": StreamChunk(y, sr, start)}
+
+    def _envelope(self, state: dict, frames: FrameBlock, target: dict, env: torch.Tensor, ap: torch.Tensor):
+        """The (log envelope, aperiodicity) to render from the mapped ones (a hook for subclasses)."""
+        return env, ap
 
     @implementation("cuda", "cpu")
     def run_torch(self, ctx, frames, speaker, pitch_shift=None):

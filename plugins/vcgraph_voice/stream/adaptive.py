@@ -68,8 +68,8 @@ def choose(budget_ms: float, *, sample_rate: int, target, config: str = STREAM_C
     ``choice["realtime"] = False``.
     """
     from vcgraph.pipeline import Pipeline
-    from .session import _target
-    target = _target(target)
+    from .session import _target, stream_method
+    target = _target(target, stream_method(Pipeline.from_yaml(config, list(overrides)).graph))
     fits, lowest = [], None
     for tier in TIERS:
         graph = Pipeline.from_yaml(config, list(overrides) + list(tier.overrides)).graph

@@ -87,8 +87,14 @@ def stream_latency(graph, input_rate: int, block_size: int) -> Latency:
     return Latency(int(input_rate), int(work), int(block_size), int(delay), parts)
 
 
-def _target(target):
-    """A profile with fast data from a profile, a .vcp path or reference audio (enrolled now)."""
+def stream_method(graph) -> str:
+    """The profile part a streaming graph's synthesis reads (``fast``, ``content``)."""
+    from ..stages.fast_stream import FastStreamSynthesis
+    return _node(graph, FastStreamSynthesis).stage_cls.method
+
+
+def _target(target, method: str = "fast"):
+    """A profile with ``method`` data from a profile, a .vcp path or reference audio (enrolled now)."""
     from vcgraph.audio import Audio
     from ..profile import VoiceProfile, load_target
     if target is None:
@@ -96,13 +102,13 @@ def _target(target):
     value = load_target(target)
     if isinstance(value, Audio):
         from ..enroll import enroll_audio
-        value = enroll_audio([value], presets=["fast"])
+        value = enroll_audio([value], presets=[method])
     if not isinstance(value, VoiceProfile):
         raise VoiceInputError("streaming needs a .vcp profile (a bare embedding cannot stream): "
                               "`vcgraph enroll REF.wav ... -o VOICE.vcp --presets fast`")
-    if not value.has("fast"):
-        raise VoiceInputError(f"the target profile has no 'fast' data (methods: {', '.join(value.methods) or 'none'}); "
-                              "enrol it with `vcgraph enroll REF.wav ... -o VOICE.vcp --presets fast`")
+    if not value.has(method):
+        raise VoiceInputError(f"the target profile has no '{method}' data (methods: {', '.join(value.methods) or 'none'}); "
+                              f"enrol it with `vcgraph enroll REF.wav ... -o VOICE.vcp --presets {method}`")
     return value
 
 
@@ -128,7 +134,8 @@ class VoiceStream:
         self.threads = threads
         self.choice = dict(choice or {})
         self.latency = stream_latency(pipeline.graph, self.sample_rate, self.block_size)
-        self._inputs = {"target": _target(target), "pitch_shift": check_pitch_shift(pitch_shift),
+        self.method = stream_method(pipeline.graph)
+        self._inputs = {"target": _target(target, self.method), "pitch_shift": check_pitch_shift(pitch_shift),
                         "delay_samples": self.latency.delay_samples, "sample_rate": self.sample_rate}
         self._stream = pipeline.stream()
         self.seconds: list[float] = []   # processing time of each block (wall clock)
@@ -146,7 +153,7 @@ class VoiceStream:
     @target.setter
     def target(self, value) -> None:
         """Switch the target voice mid-stream (the source statistics carry on)."""
-        self._inputs["target"] = _target(value)
+        self._inputs["target"] = _target(value, self.method)
 
     def _run(self, block) -> np.ndarray:
         import torch

@@ -1,0 +1,232 @@
+"""The content method, block by block: the trained encoder run incrementally, and the matching.
+
+:class:`StreamContent` turns the stream (at the working rate) into the content encoder's
+features on the fast method's 5 ms grid, as :func:`.content.content_features` does offline:
+
+* the 16 kHz log-mel frames of :class:`~vcgraph_voice.content_model.ContentFrontend` (10 ms
+  hop, 400-sample window in a 512-point FFT, reflect padding at the stream's start), each
+  computed once, as soon as the 400 samples its window covers have arrived;
+* normalised with causal running statistics (:class:`.running.RunningMoments`) of the louder
+  frames (offline: the utterance's frames above its 30 % energy quantile; here: frames within
+  ``speech_db`` of a running peak), starting from the average statistics of training voices
+  (``models/content-norm-prior.json``, ``scripts/content_model/norm_prior.py``) worth
+  ``prior_frames`` frames;
+* the encoder run on the frames whose receptive field (``RECEPTIVE_LEFT`` frames before,
+  ``LOOKAHEAD_FRAMES`` after) has arrived, over a window long enough that its zero padding
+  never reaches them, so each content frame equals the offline encoder's on the same
+  normalised input.
+
+:class:`StreamMatcher` matches finished frames against a profile's content frames (the
+offline matching of :mod:`.content`; the bottleneck's utterance mean is a running mean here).
+Look-ahead: what a 5 ms frame's matching context reads, see :func:`content_lookahead`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+import torchaudio
+
+from .. import content_model as cm
+from ..errors import VoiceInputError
+from .content import ContentParams, _matching_features, content_frame_index
+from .running import PeakTracker, RunningMoments
+
+__all__ = ["RECEPTIVE_LEFT", "StreamContent", "StreamMatcher", "content_lookahead", "rebin_hz"]
+
+RECEPTIVE_LEFT = 2 + sum(2 * d for d in cm.DILATIONS[:-1]) + cm.DILATIONS[-1]  # content frames (33)
+_HALF_WIN = 200   # samples each side of a 10 ms frame's centre that its window covers (400-sample Hann)
+_PAD = cm.N_FFT // 2  # the offline frontend's centre padding (reflect)
+NORM_PRIOR = os.path.join(os.path.dirname(cm.WEIGHTS), "content-norm-prior.json")
+
+
+def norm_prior(path: str = NORM_PRIOR) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) ``[N_MELS]`` a stream's normalisation starts from."""
+    try:
+        with open(path) as fh:
+            d = json.load(fh)
+        mean, std = torch.tensor(d["mean"], dtype=torch.float32), torch.tensor(d["std"], dtype=torch.float32)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise VoiceInputError(f"{path}: not a valid normalisation prior ({exc}); reinstall vcgraph-voice or "
+                              "run scripts/content_model/norm_prior.py") from None
+    if mean.shape != (cm.N_MELS,) or std.shape != (cm.N_MELS,) or not bool((std > 0).all()):
+        raise VoiceInputError(f"{path}: expected {cm.N_MELS} means and positive deviations")
+    return mean, std
+
+
+def content_lookahead(sample_rate: int, context: int, hop: int) -> int:
+    """Samples at ``sample_rate`` after an analysis frame's centre (frames ``hop`` apart) that
+    its content features need: the matching context (``context`` shifts of two analysis
+    frames), rounding to the nearest content frame, the encoder's look-ahead and half a
+    window, rounded up, plus the resampler's delay when the stream is not at 16 kHz."""
+    frames = 2 * context * hop * 100.0 / sample_rate + 0.5 + cm.LOOKAHEAD_FRAMES
+    need16 = frames * cm.HOP + _HALF_WIN
+    extra = 0
+    if sample_rate != cm.SAMPLE_RATE:
+        from .stream_resample import StreamResampler
+        extra = StreamResampler(sample_rate, cm.SAMPLE_RATE).delay + 1
+    return int(math.ceil(need16 * sample_rate / cm.SAMPLE_RATE)) + extra
+
+
+class StreamContent:
+    """Working-rate samples in; content features ``[T, 64 + N_CLASSES]`` of 5 ms frames out."""
+
+    def __init__(self, sample_rate: int, encoder: cm.ContentEncoder, hop: int, device="cpu", speech_db: float = 30.0,
+                 prior_frames: float = 200.0, tau_s: float = 30.0, prior: tuple | None = None):
+        self.sr, self.device, self.encoder, self.hop = int(sample_rate), torch.device(device), encoder, int(hop)
+        self.resampler = None
+        if self.sr != cm.SAMPLE_RATE:
+            from .stream_resample import StreamResampler
+            self.resampler = StreamResampler(self.sr, cm.SAMPLE_RATE, device)
+        # the offline frontend's transform, framed by hand (center=False on a padded stream)
+        self.mel = torchaudio.transforms.MelSpectrogram(cm.SAMPLE_RATE, n_fft=cm.N_FFT, win_length=cm.WIN,
+                                                        hop_length=cm.HOP, n_mels=cm.N_MELS, f_min=20.0,
+                                                        f_max=7600.0, power=2.0, center=False).to(self.device)
+        self.x = torch.zeros(0, device=self.device)   # the reflect-padded 16 kHz stream, from x_start
+        self.x_start = 0
+        self.received16 = 0
+        self.started = False
+        self.n_mel = 0                                # mel frames computed
+        self.nmel = torch.zeros(0, cm.N_MELS, device=self.device)  # normalised, from nmel_start
+        self.nmel_start = 0
+        self.n_content = 0                            # content frames computed
+        self.content = torch.zeros(0, cm.BOTTLENECK + cm.N_CLASSES, device=self.device)
+        self.content_start = 0
+        mean, std = prior if prior is not None else norm_prior()
+        self.stats = RunningMoments(mean, std, prior_frames, prior_frames, tau_s * 100.0, self.device)
+        self.peak = PeakTracker(100.0, floor_db=-1e9)
+        self.speech_db = float(speech_db)
+
+    # -- 16 kHz log-mel, normalised -------------------------------------------------------
+    def _log_mel(self) -> torch.Tensor:
+        """The mel frames whose windows have arrived (un-normalised, ``[n, N_MELS]``)."""
+        last = (self.received16 - _HALF_WIN) // cm.HOP  # frame j covers stream samples < j*HOP + HALF_WIN
+        if not self.started or last < self.n_mel:
+            return torch.zeros(0, cm.N_MELS, device=self.device)
+        a, b = self.n_mel, last + 1
+        lo = a * cm.HOP - self.x_start                   # padded-stream index of frame a's start
+        seg = self.x[lo:(b - 1) * cm.HOP + cm.N_FFT - self.x_start]
+        seg = F.pad(seg, (0, (b - a - 1) * cm.HOP + cm.N_FFT - seg.numel()))  # zero-windowed tail
+        self.n_mel = b
+        return torch.log(self.mel(seg) + 1e-6).transpose(0, 1)
+
+    def _normalise(self, lm: torch.Tensor) -> torch.Tensor:
+        energy = lm.mean(1)
+        ref = self.peak.update(energy * (10.0 / math.log(10.0)))  # dB
+        speech = energy * (10.0 / math.log(10.0)) > ref - self.speech_db
+        self.stats.update(lm, speech)
+        return (lm - self.stats.mean) / self.stats.std.clamp_min(0.1)
+
+    def push(self, x: torch.Tensor) -> None:
+        """Append working-rate samples; compute every mel and content frame that became final."""
+        x = x.to(self.device, torch.float32).reshape(-1)
+        if self.resampler is not None:
+            x = self.resampler.push(x)
+        self.x = torch.cat([self.x, x])
+        self.received16 += int(x.numel())
+        if not self.started:
+            if self.x.numel() <= _PAD:
+                return
+            self.x = torch.cat([self.x[1:_PAD + 1].flip(0), self.x])  # offline: reflect padding
+            self.started = True
+        lm = self._log_mel()
+        if lm.shape[0]:
+            self.nmel = torch.cat([self.nmel, self._normalise(lm)])
+        self._encode()
+        keep = max(0, self.n_mel * cm.HOP - self.x_start)  # the next frame's window starts here
+        if keep:
+            self.x, self.x_start = self.x[keep:], self.x_start + keep
+
+    def _encode(self) -> None:
+        last = self.n_mel - 1 - cm.LOOKAHEAD_FRAMES     # content frames up to here are final
+        if last < self.n_content:
+            return
+        w0 = max(0, self.n_content - RECEPTIVE_LEFT)
+        win = self.nmel[w0 - self.nmel_start:]
+        with torch.inference_mode():
+            logits, z = self.encoder(win[None])
+        feats = torch.cat([z[0], torch.log_softmax(logits[0], -1)], -1)
+        new = feats[self.n_content - w0:last + 1 - w0]
+        self.content = torch.cat([self.content, new])
+        self.n_content = last + 1
+        drop = max(0, self.n_content - RECEPTIVE_LEFT) - self.nmel_start
+        if drop > 0:
+            self.nmel, self.nmel_start = self.nmel[drop:], self.nmel_start + drop
+
+    def available(self, context: int) -> int:
+        """Analysis frames whose content features are final: ``k < available(context)``."""
+        if not self.n_content:
+            return 0
+        r = self.hop * 100.0 / self.sr               # content frames per analysis frame
+        k = int(math.floor((self.n_content - 0.5) / r - 1e-9)) - 2 * context  # round((k + 2c) r) <= n - 1
+        return max(0, k + 1)
+
+    def frames(self, k0: int, k1: int, context: int) -> torch.Tensor:
+        """Content features of analysis frames ``k0 .. k1 - 1`` with their matching context, as
+        offline: frame ``k``'s shift ``s`` reads the content frame nearest frame ``k + 2 s``
+        (clamped at the stream's start): ``[k1 - k0, 2 * context + 1, D]``."""
+        k = torch.arange(k0, k1, device=self.device)
+        js = torch.stack([content_frame_index((k + 2 * s).clamp_min(0), self.hop, self.sr)
+                          for s in range(-context, context + 1)], 1)
+        js = js.clamp(max=self.n_content - 1)
+        out = self.content[js - self.content_start]
+        drop = int(js[0, 0]) - self.content_start if k1 > k0 else 0  # later frames read no earlier content
+        if drop > 0:
+            self.content, self.content_start = self.content[drop:], self.content_start + drop
+        return out
+
+
+def rebin_hz(sr_from: int, n_from: int, sr_to: int, n_to: int) -> torch.Tensor:
+    """``[n_from//2+1, n_to//2+1]``: linear interpolation of a spectrum between FFT grids by
+    frequency (constant beyond the source grid's Nyquist)."""
+    f_to = torch.arange(n_to // 2 + 1, dtype=torch.float32) * (sr_to / n_to)
+    pos = (f_to / (sr_from / n_from)).clamp(0, n_from // 2)
+    i0 = pos.floor().long().clamp(0, n_from // 2)
+    i1 = (i0 + 1).clamp(max=n_from // 2)
+    w = pos - i0.float()
+    R = torch.zeros(n_from // 2 + 1, n_to // 2 + 1)
+    cols = torch.arange(n_to // 2 + 1)
+    R[i0, cols] += 1 - w
+    R[i1, cols] += w
+    return R
+
+
+class StreamMatcher:
+    """Content matching of streamed frames against a profile's content frames (see
+    :func:`.content.synthesize`; the query bottleneck's mean is a causal running mean)."""
+
+    def __init__(self, params: ContentParams, sample_rate: int, n_fft: int, device="cpu", tau_s: float = 30.0):
+        self.p, self.sr, self.n_fft, self.device = params, int(sample_rate), int(n_fft), torch.device(device)
+        self.mean = RunningMoments(torch.zeros(cm.BOTTLENECK), torch.ones(cm.BOTTLENECK), 0.0, 0.0,
+                                   tau_s * 200.0, self.device)
+        self.target_key = None
+
+    def set_target(self, ts: dict) -> None:
+        """Keys and values of the profile's content part, on this stream's FFT grid (once per target)."""
+        if id(ts) == self.target_key:
+            return
+        self.target_key = id(ts)
+        t = {k: torch.as_tensor(ts[k]).to(self.device).float() for k in ("content", "log_env", "ap")}
+        sr_t = int(torch.as_tensor(ts["sr"]).reshape(-1)[0])
+        n_t = 2 * (t["log_env"].shape[1] - 1)
+        R = rebin_hz(sr_t, n_t, self.sr, self.n_fft).to(self.device)
+        self.keys = _matching_features(t["content"], self.p)
+        self.env, self.ap = t["log_env"] @ R, t["ap"] @ R
+
+    def match(self, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(envelope, aperiodicity) ``[T, F]``: the mean of the ``k`` nearest target frames of
+        each frame's content (``[T, 2 * context + 1, D]`` from :meth:`StreamContent.frames`)."""
+        p = self.p
+        if p.match_on == "bottleneck":
+            centre = content[:, content.shape[1] // 2, :cm.BOTTLENECK]
+            self.mean.update(centre, torch.ones(centre.shape[0], dtype=torch.bool, device=centre.device))
+            q = content[:, :, :cm.BOTTLENECK] - self.mean.data_mean
+        else:
+            q = content[:, :, cm.BOTTLENECK:]
+        q = F.normalize(q.reshape(q.shape[0], -1), dim=-1)
+        k = min(p.k, self.keys.shape[0])
+        idx = (q @ self.keys.T).topk(k, dim=1).indices
+        return self.env[idx].mean(1), self.ap[idx].mean(1)

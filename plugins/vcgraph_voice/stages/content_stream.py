@@ -1,0 +1,119 @@
+"""The content method as streaming stages (``configs/stream-content.yaml``).
+
+``content-stream-features`` is ``fast-stream-features`` plus the trained content encoder run
+block by block (:class:`~vcgraph_voice.dsp.content_stream.StreamContent`); it reads as far
+ahead as the encoder and the matching context need, so its declared look-ahead is longer.
+``content-stream-synthesis`` is ``fast-stream-synthesis`` with each frame's envelope and
+aperiodicity taken mostly from the content-nearest target frames, as the offline ``content``
+preset does (``blend`` of the matched envelope and the statistics-mapped source's, source
+frame energy kept, log-F0 mapped). Same profiles as offline: ``vcgraph enroll ... --presets content``.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from vcgraph.stage import implementation
+
+from .. import content_model as cm
+from .fast_stream import FastStreamFeatures, FastStreamSynthesis, FrameBlock, _dsp
+from .owned import OwnsResources
+from .stream_io import StreamChunk, _state
+
+
+class ContentStreamFeatures(FastStreamFeatures, OwnsResources):
+    """Streaming fast analysis plus the content encoder's features of every finished frame."""
+
+    name = "content-stream-features"
+
+    class Config(FastStreamFeatures.Config):
+        context: int = Field(1, ge=0, le=4, description="content frames (10 ms) each side matched with a "
+                             "frame; each adds 10 ms of look-ahead")
+        weights: str = Field("", description="content-model safetensors file (empty: the shipped model)")
+
+    def build(self, kind: str, device: str) -> None:
+        self.encoder = getattr(self, "encoder", {})
+        if device not in self.encoder:
+            self.encoder[device] = cm.load_encoder(self.config.weights or cm.WEIGHTS, device)
+
+    @classmethod
+    def settings_at(cls, config, sample_rate: int):
+        """The streaming settings, with enough look-ahead frames for the content features."""
+        from ..dsp.content_stream import content_lookahead
+        s = cls.settings(config)
+        g = _dsp().frame_grid(sample_rate, s)
+        need = content_lookahead(sample_rate, config.context, g.hop) - g.half_context
+        return replace(s, lookahead_frames=max(s.lookahead_frames, -(-need // g.hop)))
+
+    @classmethod
+    def geometry(cls, config, sample_rate: int):
+        return _dsp().frame_grid(sample_rate, cls.settings_at(config, sample_rate))
+
+    @implementation("cuda", "cpu")
+    def run_torch(self, ctx, audio: StreamChunk):
+        from ..dsp.content_stream import StreamContent
+        self.ready(ctx)
+        sr = audio.sample_rate
+        s = self.settings_at(self.config, sr)
+        st_hop = s.fast.hop(sr)
+
+        def make():
+            return {"ana": _dsp().StreamAnalyzer(sr, s, ctx.device),
+                    "content": StreamContent(sr, self.encoder[ctx.device], st_hop, ctx.device), "late": 0}
+
+        st = _state(ctx, make)
+        with torch.inference_mode():
+            if not audio.samples.numel():
+                return {"frames": FrameBlock(None, s, sr)}
+            frames = st["ana"].push(audio.samples)
+            st["content"].push(audio.samples)
+            if frames is not None:
+                c, T = self.config.context, frames["f0"].shape[0]
+                k0 = frames["k0"]
+                if st["content"].available(c) < k0 + T:
+                    st["late"] += 1  # never expected: the look-ahead covers the content (tested)
+                frames["content"] = st["content"].frames(k0, k0 + T, c)
+        return {"frames": FrameBlock(frames, s, sr)}
+
+
+class ContentStreamSynthesis(FastStreamSynthesis):
+    """Content-matched target envelopes blended with the mapped source's; overlap-add HNM synthesis."""
+
+    name = "content-stream-synthesis"
+    method = "content"
+
+    class Config(FastStreamSynthesis.Config):
+        k: int = Field(4, ge=1, le=64, description="target frames averaged per source frame")
+        match_on: Literal["bottleneck", "posteriors"] = Field("bottleneck", description="content features compared")
+        blend: float = Field(0.6, ge=0.0, le=1.0, description="weight of the matched target envelope (the rest: "
+                             "the source's envelope mapped to the target's statistics)")
+        keep_energy: float = Field(1.0, ge=0.0, le=1.0, description="how much of the source's frame-energy "
+                                   "contour is kept")
+        target_aperiodicity: bool = Field(True, description="aperiodicity from the matched target frames")
+
+    def _envelope(self, state: dict, frames: FrameBlock, target: dict, env: torch.Tensor, ap: torch.Tensor):
+        from ..dsp.content import ContentParams
+        from ..dsp.content_stream import StreamMatcher
+        c, fr = self.config, frames.frames
+        if "match" not in state:
+            p = ContentParams(k=c.k, match_on=c.match_on, context=fr["content"].shape[1] // 2, blend=c.blend,
+                              keep_energy=c.keep_energy, smooth=0, target_ap=c.target_aperiodicity)
+            n_fft = _dsp().frame_grid(frames.sample_rate, frames.settings).n_fft
+            state["match"] = StreamMatcher(p, frames.sample_rate, n_fft, env.device, tau_s=c.tau_s)
+        matcher = state["match"]
+        matcher.set_target(target)
+        env_m, ap_m = matcher.match(fr["content"])
+        out = c.blend * env_m + (1 - c.blend) * env
+        if c.keep_energy:
+            e_s = 0.5 * torch.logsumexp(2 * fr["log_env"], 1, keepdim=True)
+            e_m = 0.5 * torch.logsumexp(2 * out, 1, keepdim=True)
+            out = out + c.keep_energy * (e_s - e_m)
+        if c.target_aperiodicity:
+            ap = torch.where(fr["voiced"][:, None], ap_m.clamp(0, 1), torch.ones_like(ap_m))
+        return out, ap
+
+
+__all__ = ["ContentStreamFeatures", "ContentStreamSynthesis"]

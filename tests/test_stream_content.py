@@ -1,0 +1,163 @@
+"""Streaming with the content method (configs/stream-content.yaml): the encoder run block by
+block computes what the offline encoder computes, its look-ahead is declared, and the stream
+converts toward the target."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torchaudio
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "plugins"))
+
+from vcgraph.pipeline import Pipeline  # noqa: E402
+
+from vcgraph_voice import content_model as cm  # noqa: E402
+from vcgraph_voice.dsp import content_stream as cs  # noqa: E402
+from vcgraph_voice.errors import VoiceInputError  # noqa: E402
+from vcgraph_voice.stream import STREAM_CONFIG, VoiceStream, stream_latency  # noqa: E402
+
+import voice_data  # noqa: E402
+
+CONFIG = os.path.join(os.path.dirname(STREAM_CONFIG), "stream-content.yaml")
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return cm.load_encoder()
+
+
+@pytest.fixture(scope="module")
+def src():
+    x, sr = voice_data.source()
+    assert sr == SR
+    return x
+
+
+def _push_all(sc, x, block=320):
+    t = torch.from_numpy(x)
+    for i in range(0, len(x), block):
+        sc.push(t[i:i + block])
+
+
+@pytest.mark.parametrize("block", [160, 333])
+def test_streamed_log_mel_equals_the_offline_front_end(encoder, src, block):
+    """Each 10 ms frame is computed once, from the samples its window covers, with the
+    offline reflect padding at the start: the same values as the offline front end."""
+    sc = cs.StreamContent(SR, encoder, 80)
+    raw, norm = [], sc._normalise
+    sc._normalise = lambda lm: (raw.append(lm), norm(lm))[1]
+    _push_all(sc, src, block)
+    got = torch.cat(raw)
+    want = cm.ContentFrontend().log_mel(torch.from_numpy(src), SR)
+    assert got.shape[0] >= want.shape[0] - 3  # all but the last frames (their window is not complete)
+    assert torch.allclose(got, want[:got.shape[0]], atol=1e-4), float((got - want[:got.shape[0]]).abs().max())
+
+
+def test_incremental_encoder_equals_the_offline_encoder(encoder, src):
+    """Given the same normalised input, the block-by-block encoder (a window covering each
+    frame's receptive field) gives the offline encoder's features."""
+    fe = cm.ContentFrontend()
+    norm = fe.normalise(fe.log_mel(torch.from_numpy(src), SR))
+    with torch.no_grad():
+        logits, z = encoder(norm[None])
+    want = torch.cat([z[0], torch.log_softmax(logits[0], -1)], -1)
+    sc = cs.StreamContent(SR, encoder, 80)
+    sc._normalise = lambda lm: norm[sc.n_mel - lm.shape[0]:sc.n_mel]
+    _push_all(sc, src)
+    n, start = sc.n_content, sc.content_start
+    assert n > RECEPTIVE_MIN
+    assert torch.allclose(sc.content, want[start:n], atol=1e-4), float((sc.content - want[start:n]).abs().max())
+
+
+RECEPTIVE_MIN = cs.RECEPTIVE_LEFT + 10  # enough frames that the window slides
+
+
+def test_streamed_normalisation_approaches_the_offline_labels(encoder):
+    """Offline normalisation reads the whole utterance; the stream starts from the training
+    voices' average and follows its own frames. On a longer stream (four sentences) most
+    frames get the offline label, more than without the prior at the start."""
+    x = np.concatenate([voice_data.read(p)[0] for p in voice_data.target_paths()])
+    fe = cm.ContentFrontend()
+    with torch.no_grad():
+        logits, _ = encoder(fe(torch.from_numpy(x), SR)[None])
+    want = logits[0].argmax(1)
+    agreement = {}
+    for name, frames in (("prior", 200.0), ("no prior", 1e-3)):
+        sc = cs.StreamContent(SR, encoder, 80, prior_frames=frames)
+        _push_all(sc, x)
+        got = sc.content[:, cm.BOTTLENECK:].argmax(1)
+        ref = want[sc.content_start:sc.content_start + got.shape[0]]
+        agreement[name] = (float((got[:50] == ref[:50]).float().mean()), float((got == ref).float().mean()))
+    assert agreement["prior"][1] > 0.6, agreement
+    assert agreement["prior"][0] > agreement["no prior"][0], agreement  # the first half second
+
+
+def test_a_corrupt_normalisation_prior_is_a_clear_error(tmp_path):
+    bad = tmp_path / "prior.json"
+    bad.write_text("{not json")
+    with pytest.raises(VoiceInputError, match="normalisation prior"):
+        cs.norm_prior(str(bad))
+    bad.write_text(json.dumps({"mean": [0.0] * 3, "std": [1.0] * 3}))
+    with pytest.raises(VoiceInputError, match="80 means"):
+        cs.norm_prior(str(bad))
+
+
+def test_spectra_move_between_sample_rates_by_frequency():
+    R = cs.rebin_hz(22050, 1024, 16000, 384)
+    f_from = torch.arange(513) * 22050 / 1024
+    spectrum = torch.sin(f_from / 1000)  # any smooth function of frequency
+    f_to = torch.arange(193) * 16000 / 384
+    assert torch.allclose(spectrum @ R, torch.sin(f_to / 1000), atol=1e-3)
+
+
+# -- the stream ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def profile():
+    from vcgraph_voice.enroll import enroll_files
+    return enroll_files([str(p) for p in voice_data.target_paths()], presets=["content"])
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return Pipeline.from_yaml(CONFIG)
+
+
+def test_declared_latency_covers_the_content_lookahead(pipe):
+    fast = stream_latency(Pipeline.from_yaml(STREAM_CONFIG).graph, SR, 320)
+    lat = stream_latency(pipe.graph, SR, 320)
+    need_ms = 1000 * cs.content_lookahead(SR, 1, 80) / SR
+    assert lat.parts_ms["lookahead"] >= need_ms > fast.parts_ms["lookahead"]
+    assert lat.algorithmic_ms < 100
+
+
+@pytest.mark.parametrize("rate", [16000, 22050])
+def test_content_stream_converts_in_time_toward_the_target(pipe, profile, src, rate):
+    """Every block's output is ready in time (no frame waited for its content), the output has
+    the input's length, and it moves toward the target voice (GE2E) with F0 near the target's."""
+    x = src if rate == SR else torchaudio.functional.resample(torch.from_numpy(src), SR, rate).numpy()
+    vs = VoiceStream(pipe, profile, sample_rate=rate, block_size=int(rate * 0.02))
+    y = vs.convert(x)
+    assert len(y) == len(x) and np.isfinite(y).all() and np.abs(y).max() > 0.05
+    assert vs.underruns == 0
+    assert vs._stream.state["feature_extraction"]["obj"]["late"] == 0
+    centroid = voice_data.target_centroid()
+    before, after = float(voice_data.embed(x, rate) @ centroid), float(voice_data.embed(y, rate) @ centroid)
+    assert after > before + 0.1, (before, after)
+    f_tgt = float(np.exp(profile.methods["content"]["lf0_mean"][0]))
+    f_src, f_out = voice_data.median_f0(x, rate), voice_data.median_f0(y, rate)
+    assert abs(np.log2(f_out / f_tgt)) < 0.5 * abs(np.log2(f_src / f_tgt)), (f_src, f_out, f_tgt)
+
+
+def test_a_profile_without_content_data_is_refused(pipe):
+    from vcgraph_voice.enroll import enroll_files
+    fast_only = enroll_files([str(voice_data.target_paths()[0])], presets=["fast"])
+    with pytest.raises(VoiceInputError, match="--presets content"):
+        VoiceStream(pipe, fast_only, sample_rate=SR, block_size=320)
