@@ -29,13 +29,16 @@ def add_stream_command(sub) -> None:
                                    "and write the converted audio; print the latency figures.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", nargs="?", metavar="SRC", help="source sound file (or --input mic)")
-    p.add_argument("--target", "-t", required=True, metavar="VOICE.vcp", help="target profile (with fast data)")
+    p.add_argument("--target", "-t", required=True, metavar="VOICE.vcp",
+                   help="target profile (with fast data; content data for --config stream-content)")
     p.add_argument("-o", "--output", metavar="OUT.wav|speakers", help="output file, or 'speakers' (live)")
     p.add_argument("--input", metavar="mic", help="'mic' for live input (instead of SRC)")
     p.add_argument("--block-ms", type=float, default=None, metavar="MS", help="block duration (default 20)")
     p.add_argument("--latency-budget-ms", type=float, default=None, metavar="N",
                    help="pick block size and settings whose latency fits N ms and keep up (says which)")
-    p.add_argument("--config", "-c", default="stream", metavar="stream|YAML", help="streaming graph (default: stream)")
+    p.add_argument("--config", "-c", default="stream", metavar="stream|stream-content|YAML",
+                   help="streaming graph: stream (fast method, default), stream-content (the trained content "
+                        "encoder; experimental, ~85 ms), or a graph file")
     p.add_argument("--set", "-s", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                    help="graph override (repeatable)")
     p.add_argument("--pitch-shift", type=float, default=0.0, metavar="N", help="extra shift in semitones")
@@ -52,8 +55,10 @@ def _config(name: str) -> str:
     from .session import STREAM_CONFIG
     if name == "stream":
         return STREAM_CONFIG
+    if name == "stream-content":
+        return os.path.join(os.path.dirname(STREAM_CONFIG), "stream-content.yaml")
     if not os.path.exists(name):
-        raise ConfigError(f"'{name}' is neither 'stream' nor a graph file")
+        raise ConfigError(f"'{name}' is neither 'stream', 'stream-content' nor a graph file")
     return name
 
 
