@@ -24,7 +24,7 @@ from vcgraph_voice.stream import STREAM_CONFIG, VoiceStream, stream_latency  # n
 
 import voice_data  # noqa: E402
 
-CONFIG = os.path.join(os.path.dirname(STREAM_CONFIG), "stream-content.yaml")
+from vcgraph_voice.stream import STREAM_CONTENT_CONFIG as CONFIG  # noqa: E402
 SR = 16000
 
 

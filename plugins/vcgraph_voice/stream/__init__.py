@@ -7,7 +7,7 @@ Names are imported on first use: ``vcgraph --help`` loads the command module onl
 """
 from __future__ import annotations
 
-__all__ = ["STREAM_CONFIG", "Latency", "VoiceStream", "open_stream", "stream_latency"]
+__all__ = ["STREAM_CONFIG", "STREAM_CONTENT_CONFIG", "Latency", "VoiceStream", "open_stream", "stream_latency"]
 
 
 def __getattr__(name: str):

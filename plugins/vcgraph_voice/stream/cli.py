@@ -52,11 +52,11 @@ def add_stream_command(sub) -> None:
 def _config(name: str) -> str:
     import os
     from vcgraph.errors import ConfigError
-    from .session import STREAM_CONFIG
+    from .session import STREAM_CONFIG, STREAM_CONTENT_CONFIG
     if name == "stream":
         return STREAM_CONFIG
     if name == "stream-content":
-        return os.path.join(os.path.dirname(STREAM_CONFIG), "stream-content.yaml")
+        return STREAM_CONTENT_CONFIG
     if not os.path.exists(name):
         raise ConfigError(f"'{name}' is neither 'stream', 'stream-content' nor a graph file")
     return name

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import VoiceInputError
 
 STREAM_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "stream.yaml")
+STREAM_CONTENT_CONFIG = os.path.join(os.path.dirname(STREAM_CONFIG), "stream-content.yaml")  # the content method
 
 
 @dataclass(frozen=True)
