@@ -33,6 +33,8 @@ class ContentStreamFeatures(FastStreamFeatures, OwnsResources):
         context: int = Field(1, ge=0, le=4, description="content frames (10 ms) each side matched with a "
                              "frame; each adds 10 ms of look-ahead")
         weights: str = Field("", description="content-model safetensors file (empty: the shipped model)")
+        norm_prior_frames: float = Field(200.0, ge=0.0, le=1e6, description="weight (10 ms frames) of the "
+                                         "training voices' average in the encoder input's running normalisation")
 
     def build(self, kind: str, device: str) -> None:
         self.encoder = getattr(self, "encoder", {})
@@ -62,7 +64,8 @@ class ContentStreamFeatures(FastStreamFeatures, OwnsResources):
 
         def make():
             return {"ana": _dsp().StreamAnalyzer(sr, s, ctx.device),
-                    "content": StreamContent(sr, self.encoder[ctx.device], st_hop, ctx.device), "late": 0}
+                    "content": StreamContent(sr, self.encoder[ctx.device], st_hop, ctx.device,
+                                                    prior_frames=self.config.norm_prior_frames), "late": 0}
 
         st = _state(ctx, make)
         with torch.inference_mode():
