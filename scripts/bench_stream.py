@@ -13,7 +13,7 @@ the offline output beside it) and the block-edge click ratio (~1: edges invisibl
 sentence and pooled over all edges).
 
   PYTHONPATH=.:plugins python scripts/bench_stream.py [--blocks 10,20,40,80] [--threads 1]
-      [--quality] [--device cuda] [--json]
+      [--quality] [--device cuda] [--config stream|stream-content] [--json]
 """
 import argparse, glob, json, os, sys, time
 
@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "plugins"))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from vcgraph.pipeline import Pipeline  # noqa: E402
-from vcgraph_voice.stream import STREAM_CONFIG, VoiceStream  # noqa: E402
+from vcgraph_voice.stream import STREAM_CONFIG, STREAM_CONTENT_CONFIG, VoiceStream  # noqa: E402
 from vcgraph_voice.stream import measure  # noqa: E402
 
 DATA = os.path.join(HERE, "..", "..", "shared", "data", "speech-dev")
@@ -53,11 +53,11 @@ def op_baseline_us(n=3000):
     return (time.perf_counter() - t) / n * 1e6
 
 
-def enroll(paths, cache):
+def enroll(paths, cache, method="fast"):
     from vcgraph_voice.enroll import enroll_files
     key = tuple(paths)
     if key not in cache:
-        cache[key] = enroll_files(list(paths), presets=["fast"])
+        cache[key] = enroll_files(list(paths), presets=[method])
     return cache[key]
 
 
@@ -82,8 +82,8 @@ def quality(args, pipe):
     cache, rows = {}, []
     for i, src_voice in enumerate(voices):
         tgt = voices[(i + 1) % len(voices)]
-        prof = enroll([os.path.join(args.data, f"{tgt}_{k:02d}.wav") for k in range(1, 9)], cache)
-        offline = VoiceConversionPipeline(PipelineConfig(preset="fast", sample_rate=16000, use_cuda=False))
+        prof = enroll([os.path.join(args.data, f"{tgt}_{k:02d}.wav") for k in range(1, 9)], cache, args.method)
+        offline = VoiceConversionPipeline(PipelineConfig(preset=args.method, sample_rate=16000, use_cuda=False))
         for k in range(9, 13):
             x, sr = sf.read(os.path.join(args.data, f"{src_voice}_{k:02d}.wav"), dtype="float32")
             y_off = offline.convert(x, prof, sample_rate=sr)
@@ -109,14 +109,18 @@ def main():
     ap.add_argument("--set", action="append", default=[], dest="overrides")
     ap.add_argument("--quality", action="store_true")
     ap.add_argument("--quality-block-ms", type=float, default=20.0)
+    ap.add_argument("--config", choices=("stream", "stream-content"), default="stream",
+                    help="streaming graph: the fast method (default) or the content method")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    args.method = "content" if args.config == "stream-content" else "fast"
     torch.set_num_threads(args.threads)
     over = [f"settings.use_cuda={'true' if args.device == 'cuda' else 'false'}"] + args.overrides
-    pipe = Pipeline.from_yaml(STREAM_CONFIG, over, only_kind=args.device)
+    pipe = Pipeline.from_yaml(STREAM_CONTENT_CONFIG if args.method == "content" else STREAM_CONFIG, over,
+                              only_kind=args.device)
     from vcgraph_voice.enroll import enroll_files
     examples = sorted(glob.glob(os.path.join(HERE, "..", "examples", "audio", "target_0*.wav")))
-    profile = enroll_files(examples, presets=["fast"])
+    profile = enroll_files(examples, presets=[args.method])
     load0, base = os.getloadavg(), op_baseline_us()
     out = {"load_before": [round(v, 2) for v in load0], "torch_op_us": round(base, 2), "threads": args.threads,
            "device": args.device, "timing": timing(args, pipe, profile)}
@@ -131,7 +135,7 @@ def main():
         print(json.dumps(out, indent=2))
         return
     print(f"load average before {out['load_before']}, after {out['load_after']} (2 cores); "
-          f"torch tiny-op baseline {base:.1f} us; {args.threads} torch thread(s), {args.device}")
+          f"torch tiny-op baseline {base:.1f} us; {args.threads} torch thread(s), {args.device}, {args.config}")
     print(f"{'block ms':>8} {'latency ms':>10} {'p50':>6} {'p99':>6} {'max':>6} {'cpu p50':>8} {'cpu p99':>8}")
     for r in out["timing"]:
         print(f"{r['block_ms']:8.0f} {r['algorithmic_latency_ms']:10.1f} {r['p50_block_ratio']:6.2f} "
