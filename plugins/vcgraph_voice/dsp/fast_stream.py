@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from .f0 import track_f0
-from .fast import FastParams, band_centres, mel_matrix, warp_envelope, warp_factor
+from .fast import FastParams, _warp_mel, band_centres, mel_matrix, warp_factor
 from .running import PeakTracker, RunningMoments
 from .vocoder import EnvelopeAnalyzer
 
@@ -69,6 +69,9 @@ class StreamSettings:
     tau_s: float = 30.0               # forgetting time constant of the running statistics
     min_warp_frames: int = 40         # voiced speech frames before the formant warp is estimated
     warp_every: int = 40              # frames between warp re-estimates
+    warp_prior_frames: float = 0.0    # the warp's log factor is shrunk toward 0 by n / (n + this), n voiced speech frames
+    warp_slew: float = 0.0            # most the warp's log factor moves per frame (0: it jumps to the estimate)
+    env_ramp_frames: float = 0.0      # the envelope mapping's strength grows as n / (n + this), n speech frames
     silence_db: float = -50.0         # YIN gate under the running peak
     speech_db: float = 45.0           # speech mask under the running peak
     floor_dbfs: float = -80.0         # quieter frames are never voiced nor speech (digital silence)
@@ -225,17 +228,13 @@ class StreamAnalyzer:
                 "speech": speech}
 
 
-def _warp_matrix(centres: torch.Tensor, alpha: float) -> torch.Tensor:
-    """``W`` with ``W @ v`` = ``v`` warped along the band axis by ``alpha`` (as ``fast``'s band warp)."""
-    M = centres.numel()
-    q = (centres / alpha).clamp(float(centres[0]), float(centres[-1]))
-    j = torch.searchsorted(centres, q).clamp(1, M - 1)
-    w = (q - centres[j - 1]) / (centres[j] - centres[j - 1])
-    W = torch.zeros(M, M, device=centres.device)
-    r = torch.arange(M, device=centres.device)
-    W[r, j - 1] += 1 - w
-    W[r, j] += w
-    return W
+def _warp_frames(x: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    """:func:`.fast.warp_envelope` of each frame of ``x`` ``[T, F]`` by its own factor ``alphas`` ``[T]``."""
+    Fb = x.shape[-1]
+    pos = (torch.arange(Fb, device=x.device, dtype=torch.float32)[None, :] / alphas[:, None]).clamp(0, Fb - 1.001)
+    i0 = pos.floor().long()
+    w = pos - i0.float()
+    return torch.gather(x, 1, i0) * (1 - w) + torch.gather(x, 1, i0 + 1) * w
 
 
 class StreamMapper:
@@ -252,8 +251,9 @@ class StreamMapper:
         self.lf0 = RunningMoments(math.log(s.prior_f0_hz), s.prior_lf0_std, s.prior_mean_frames, s.prior_std_frames,
                                   frames_tau, self.device)
         self.mel: dict[str, RunningMoments] = {}
-        self.alpha = 1.0
-        self.warp = None  # the band-axis matrix of alpha, once a warp is estimated
+        self.alpha = 1.0        # the warp factor applied to the last frame
+        self.log_alpha = 0.0    # ... its log
+        self.alpha_est = 1.0    # the latest estimate from the running mean (before the evidence ramp)
         self.since_warp = 0
         self.target_key = None
         self.last_f0 = 120.0
@@ -275,6 +275,9 @@ class StreamMapper:
         self.since_warp = self.s.warp_every  # a new target: re-estimate the warp now
 
     def _update_warp(self, n: int) -> float:
+        """The warp factor the frames move toward: the estimate (re-made every ``warp_every``
+        frames once ``min_warp_frames`` voiced speech frames were seen), its log shrunk toward 0
+        by the evidence ramp ``n / (n + warp_prior_frames)``."""
         p, s = self.s.fast, self.s
         if not (p.warp and self.t) or self.mel["v"].count < s.min_warp_frames:
             return 1.0
@@ -282,9 +285,24 @@ class StreamMapper:
         if self.since_warp >= s.warp_every:
             self.since_warp = 0
             src, tgt = self.mel["v"].data_mean, self.t["mel_mean_v"]  # the source's own mean: no prior
-            self.alpha = warp_factor(src, tgt, self.centres, p.warp_range)
-            self.warp = _warp_matrix(self.centres, self.alpha)
-        return self.alpha
+            self.alpha_est = warp_factor(src, tgt, self.centres, p.warp_range)
+        c = self.mel["v"].count
+        ramp = c / (c + s.warp_prior_frames) if s.warp_prior_frames > 0 else 1.0
+        return math.exp(math.log(self.alpha_est) * ramp)
+
+    def _alphas(self, T: int) -> torch.Tensor:
+        """The warp factor of each of the ``T`` frames: toward :meth:`_update_warp`'s, moving at
+        most ``warp_slew`` in log per frame (a jump with 0)."""
+        goal = math.log(self._update_warp(T))
+        k = torch.arange(1, T + 1, device=self.device, dtype=torch.float32)
+        d = goal - self.log_alpha
+        if self.s.warp_slew > 0:
+            la = self.log_alpha + math.copysign(1.0, d) * torch.clamp(k * self.s.warp_slew, max=abs(d))
+        else:
+            la = torch.full((T,), goal, device=self.device)
+        self.log_alpha = float(la[-1])
+        self.alpha = math.exp(self.log_alpha)
+        return torch.exp(la)
 
     @torch.no_grad()
     def map(self, fr: dict, ts: dict, shift_semitones: float = 0.0):
@@ -311,23 +329,28 @@ class StreamMapper:
         if self.t:
             for c, m in (("v", voiced & speech), ("u", (~voiced) & speech)):
                 self.mel[c].update(lm_raw, m)
-        alpha = self._update_warp(T)
-        env2 = warp_envelope(env, alpha)
-        if alpha != 1.0:
-            ap = warp_envelope(ap, alpha)
+        alphas = self._alphas(T)
+        warped = bool(((alphas - 1.0).abs() >= 1e-4).any())
+        env2 = _warp_frames(env, alphas) if warped else env
+        if warped:
+            ap = _warp_frames(ap, alphas)
         if self.t:
             lm = 0.5 * torch.log(torch.exp(2 * env2) @ self.fb + 1e-10)
             delta = torch.zeros_like(lm)
-            Wa = self.warp
             for c, m in (("v", voiced), ("u", ~voiced)):
                 mu_s, sd_s = self.mel[c].mean, self.mel[c].std.clamp_min(1e-3)
-                if Wa is not None:  # statistics of the warped source: warp the source's statistics
-                    mu_s, sd_s = Wa @ mu_s, (Wa @ sd_s).clamp_min(1e-3)
+                if warped:  # statistics of the warped source: warp the source's statistics, frame by frame
+                    mu_s = _warp_mel(mu_s, self.centres, alphas)
+                    sd_s = _warp_mel(sd_s, self.centres, alphas).clamp_min(1e-3)
                 ratio = (self.t[f"mel_std_{c}"] / sd_s) ** p.var_scale
                 mapped = (lm - mu_s) * ratio + self.t[f"mel_mean_{c}"]
                 delta = torch.where(m[:, None], mapped - lm, delta)
             lim = p.max_delta_db / 20 * math.log(10)
-            env2 = env2 + (delta.clamp(-lim, lim) * p.env_strength) @ self.I
+            strength = p.env_strength
+            if s.env_ramp_frames > 0:
+                n_sp = self.mel["v"].count + self.mel["u"].count
+                strength *= n_sp / (n_sp + s.env_ramp_frames)
+            env2 = env2 + (delta.clamp(-lim, lim) * strength) @ self.I
         gain_db = float(torch.as_tensor(ts.get("gain_db", 0.0)).reshape(-1)[0]) if "gain_db" in ts else 0.0
         if gain_db:
             env2 = env2 + gain_db / 20 * math.log(10)
