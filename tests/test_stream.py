@@ -335,3 +335,28 @@ def test_cli_live_without_a_device(capsys, vcp, monkeypatch):
 def test_cli_live_needs_both_ends(capsys, vcp, tmp_path):
     rc, _, err = _cli(capsys, "stream", "--input", "mic", "--target", vcp, "-o", tmp_path / "o.wav")
     assert rc == 2 and "--input mic with --output speakers" in err
+
+
+def test_formant_warp_glides_and_mapping_ramps_in_a_cold_stream(profile, high_profile, src):
+    """A cold stream's warp moves at most ``warp_slew`` (log) per frame toward its estimate,
+    instead of jumping once an estimate exists, and the envelope mapping starts gently: the
+    first phones are not warped and mapped by statistics of those phones alone (that cost a
+    third of the words: README)."""
+    from vcgraph_voice.dsp.fast_stream import StreamAnalyzer, StreamMapper, StreamSettings
+    s = StreamSettings()
+    assert s.warp_slew > 0 and s.env_ramp_frames > 0
+    ana, mapper = StreamAnalyzer(SR, s), StreamMapper(SR, s)
+    ts = high_profile.methods["fast"]
+    logs = []
+    with torch.inference_mode():
+        for i in range(0, len(src) - 320, 320):
+            fr = ana.push(torch.from_numpy(src[i:i + 320]))
+            if fr is not None:
+                before = mapper.log_alpha
+                mapper.map(fr, ts)
+                logs.append((before, mapper.log_alpha, fr["f0"].shape[0]))
+    steps = [abs(b - a) / n for a, b, n in logs]
+    assert max(steps) <= s.warp_slew + 1e-6, max(steps)
+    assert abs(logs[-1][1]) > 10 * s.warp_slew  # it did move: a warp was estimated and followed
+    n = mapper.mel["v"].count + mapper.mel["u"].count
+    assert n / (n + s.env_ramp_frames) > 0.8  # by the end of a sentence the mapping is nearly full
