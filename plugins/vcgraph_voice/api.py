@@ -6,8 +6,8 @@
     converted = pipeline.convert(source_audio, target, pitch_shift_semitones=2.0)
 
 ``target`` is a :class:`~vcgraph_voice.profile.VoiceProfile` (full quality), a path to a
-``.vcp`` profile or ``.npy`` embedding, or a bare 256-d embedding (lower quality: the voice
-moves toward the target but less far).
+``.vcp`` profile or ``.npy`` embedding, or a bare 256-d embedding (converted toward the fast
+statistics the voice bank estimates from it, ``bank.py``: as fast as a profile, less close).
 """
 from __future__ import annotations
 
@@ -287,8 +287,8 @@ class VoiceConversionPipeline:
         """Run a few conversions of synthetic speech-like audio so later calls are fast.
 
         Loads models, fills resampling caches and (on a GPU) allocates memory. The target is
-        a profile enrolled from synthetic speech, so the profile path (not the slower
-        embedding-only search) is what gets warm. Statistics are left as they were.
+        a profile enrolled from synthetic speech (a bare embedding takes the same conversion
+        path, through the voice bank, which the speaker stage loads in its setup). Statistics are left as they were.
         """
         if num_iterations <= 0:
             return

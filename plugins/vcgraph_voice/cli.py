@@ -14,10 +14,14 @@ ENROLL_EPILOG = """\
 examples:
   vcgraph enroll alice_*.wav -o alice.vcp
   vcgraph enroll ref1.wav ref2.flac -o bob.vcp --presets fast
+  vcgraph enroll alice_*.wav -o alice.npy                (the 256-d embedding only, as .npy)
 
 Use 10 s to a few minutes of clean speech of one speaker. The profile holds the speaker's
 256-d GE2E embedding (resemblyzer compatible) plus each preset's target data; it is an npz
-archive loaded without pickle, so profiles from others run no code.
+archive loaded without pickle, so profiles from others run no code. An output ending in .npy
+(or --embedding-only) writes just the embedding: the L2-normalised mean of the references'
+resemblyzer d-vectors, which `vcgraph convert --target alice.npy` converts toward through the
+voice bank (a profile converts better: see the README).
 """
 
 CONVERT_EPILOG = """\
@@ -41,6 +45,8 @@ def add_commands(sub) -> None:
                        epilog=ENROLL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("refs", nargs="+", metavar="REF", help="reference sound files (wav, flac, ...)")
     p.add_argument("-o", "--output", required=True, metavar="VOICE.vcp", help="profile file to write")
+    p.add_argument("--embedding-only", action="store_true",
+                   help="write only the 256-d GE2E embedding as a .npy file (implied by an -o ending in .npy)")
     p.add_argument("--presets", default="content,quality,fast",
                    help="presets whose conversion data to include (default: content,quality,fast)")
     p.add_argument("--set", "-s", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
@@ -84,6 +90,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     from vcgraph.audio import check_output_path
     from .enroll import enroll_files
     check_output_path(args.output)  # before the analysis, not after
+    if args.embedding_only or args.output.lower().endswith(".npy"):
+        return _enroll_embedding(args)
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     bar = None if args.no_progress else ProgressBar("enroll")
     profile = enroll_files(args.refs, presets=presets, overrides=args.overrides, progress=bar)
@@ -92,6 +100,35 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     profile.save(args.output)
     print(f"wrote {args.output}: {profile.seconds:.1f} s of reference audio, methods: "
           f"{', '.join(profile.methods) or 'embedding only'}")
+    return 0
+
+
+def _enroll_embedding(args: argparse.Namespace) -> int:
+    """``vcgraph enroll --embedding-only``: the references' normalised mean d-vector as .npy."""
+    import os
+    import numpy as np
+    from vcgraph.audio import read_audio
+    from .embedding import GE2EEncoder, normalized_mean
+    from .errors import VoiceInputError
+    from .validation import as_mono, check_audio
+    if not args.output.lower().endswith(".npy"):
+        raise VoiceInputError(f"--embedding-only writes a .npy file, not {args.output}")
+    bar = None if args.no_progress else ProgressBar("embed")
+    encoder = GE2EEncoder("cpu")
+    embs = []
+    for i, path in enumerate(args.refs):
+        if bar:
+            bar(100.0 * i / len(args.refs), os.path.basename(path))
+        a = read_audio(path)
+        x = as_mono(a.samples)
+        check_audio(x, a.sample_rate, 0.5)
+        embs.append(encoder.embed(x, a.sample_rate))
+    if bar:
+        bar(100.0, "completed")
+        bar.close()
+    with open(args.output, "wb") as fh:  # np.save would append .npy to other names
+        np.save(fh, normalized_mean(embs))
+    print(f"wrote {args.output}: the 256-d embedding of {len(embs)} reference(s)")
     return 0
 
 
@@ -113,7 +150,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
               "once is faster when you convert to this voice again", file=sys.stderr)
         target = enroll_audio([target], presets=[args.config], overrides=tuple(args.overrides))
     elif not hasattr(target, "methods"):
-        print("vcgraph: note: the target is a bare embedding: the voice moves toward it, but a profile "
-              "from `vcgraph enroll` converts much better", file=sys.stderr)
+        print("vcgraph: note: the target is a bare embedding: it converts toward statistics the voice bank "
+              "estimates from it; a profile from `vcgraph enroll` converts better", file=sys.stderr)
     return run_with_feedback(pipe, {"audio": audio, "target": target, "pitch_shift": args.pitch_shift}, args,
                              lambda outputs: write_audio(args.output, outputs["audio"]))

@@ -187,8 +187,12 @@ class FeatureStage(OwnsResources):
 class SynthesisStage(OwnsResources):
     """Base of the synthesis stages: ``Method`` names the features and profile part it needs.
 
-    With a profile holding that method's part, the method synthesises; with a bare embedding
-    the embedding-only transform search runs instead (``methods/embedding_only.py``).
+    With a profile holding that method's part, the method synthesises. With a bare embedding
+    the speaker stage has estimated a profile from the voice bank (``bank.py``: its ``fast``
+    part): the fast method converts toward it exactly as toward an enrolled profile; the other
+    methods, which need target frames an embedding cannot give, render the source with the
+    fast kernels toward it (:meth:`convert_estimated`). Only when the speaker stage was set to
+    ``bare_embedding: search`` does the old transform search run (``methods/embedding_only.py``).
     """
 
     Method: ClassVar[type[Method]] = Method
@@ -202,11 +206,39 @@ class SynthesisStage(OwnsResources):
         cls.method = cls.Method.name
 
     def build(self, kind: str, device: str) -> None:
-        """The method object and the embedding-only converter (its encoder loads on first use)."""
+        """The method object (the embedding-only search and the fast kernels for a bank
+        estimate are built when first needed)."""
         if getattr(self, "impl", None) is None:
-            from .embedding_only import EmbeddingOnlyConverter
-            self._embedding_only = EmbeddingOnlyConverter()
+            self._embedding_only = None
+            self._fast = None
             self.impl = self.Method()
+
+    def embedding_search(self):
+        """The embedding-only transform search (``bare_embedding: search``), built on first use."""
+        with self._setup_lock:
+            if self._embedding_only is None:
+                from .embedding_only import EmbeddingOnlyConverter
+                self._embedding_only = EmbeddingOnlyConverter()
+            return self._embedding_only
+
+    def convert_estimated(self, ctx, features: VoiceFeatures, estimated, shift: float, **options) -> torch.Tensor:
+        """The converted waveform toward a profile the voice bank estimated from an embedding
+        (its ``fast`` part only). The fast method converts as with an enrolled profile; another
+        method's features are rendered by the fast kernels: its own analysis when it is a fast
+        analysis (content), else a fast analysis of the source waveform (quality)."""
+        part = estimated.methods["fast"]
+        if self.method == "fast":
+            return self.convert(ctx, features, part, shift, **options)
+        from ..dsp.fast import FastParams
+        from .fast import FastAnalysis, FastMethod, FastTarget
+        with self._setup_lock:
+            if self._fast is None:
+                self._fast = FastMethod()
+        params = FastParams(device=ctx.device)
+        analysis = features.analysis
+        if not isinstance(analysis, FastAnalysis):
+            analysis = self._fast.analyze(features.waveform, params)
+        return self._fast.synthesize(analysis, FastTarget.from_arrays(part), params, shift)
 
     def params(self, device: str, **options) -> Any:
         """The method's synthesis parameters from this stage's settings."""
@@ -236,8 +268,10 @@ class SynthesisStage(OwnsResources):
                 f"the target profile has no data for the '{self.method}' method (it was made by an "
                 f"older vcgraph, or enrolled for other presets: {', '.join(sorted(speaker.profile.methods)) or 'none'}); "
                 f"enrol it again with `vcgraph enroll REF.wav ... -o VOICE.vcp`")
-        if speaker.profile is None:
-            y = self._embedding_only(w, speaker.embedding, shift)
+        if speaker.profile is None and getattr(speaker, "estimated", None) is not None:
+            y = self.convert_estimated(ctx, features, speaker.estimated, shift, **options)
+        elif speaker.profile is None:
+            y = self.embedding_search()(w, speaker.embedding, shift)
         else:
             y = self.convert(ctx, features, speaker.profile.methods[self.method], shift, **options)
         if not bool(torch.isfinite(y).all()):  # never pass NaN on: the next implementation is tried

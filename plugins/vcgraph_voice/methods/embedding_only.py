@@ -1,4 +1,7 @@
-"""Conversion toward a bare 256-d embedding (no profile): search a voice transform.
+"""The old conversion toward a bare 256-d embedding: search a voice transform.
+
+Reached only with the speaker stage's ``bare_embedding: search``; by default a bare embedding
+converts toward the voice bank's estimate (``bank.py``), with no search.
 
 A d-vector says who the target is but not how to synthesise them. We search a small grid of
 pitch shifts, formant warps and spectral tilts applied with the fast vocoder, scoring each

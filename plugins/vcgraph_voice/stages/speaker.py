@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -19,10 +20,13 @@ from .owned import OwnsResources
 @dataclass(frozen=True)
 class TargetVoice:
     """What synthesis knows of the target: the d-vector (a tensor on the stage's device) and,
-    when a profile was given, its per-method data."""
+    when a profile was given, its per-method data. For a bare embedding, ``estimated`` is the
+    profile the voice bank estimated from it (its ``fast`` part; ``bank.py``), or ``None``
+    when the graph asks for the old transform search instead."""
 
     embedding: torch.Tensor
     profile: VoiceProfile | None
+    estimated: VoiceProfile | None = None
 
     @property
     def embedding_only(self) -> bool:
@@ -36,6 +40,12 @@ class SpeakerEncoder(OwnsResources):
 
     class Config(StageConfig):
         require_profile: bool = Field(False, description="reject a bare embedding (profiles convert better)")
+        bare_embedding: Literal["bank", "search"] = Field(
+            "bank", description="what a bare embedding converts toward: bank: the fast statistics the voice "
+            "bank blends from its voices nearest the embedding (no search, as fast as a profile); search: "
+            "the old grid search of pitch / formant / tilt transforms scored by the GE2E encoder (seconds "
+            "per clip)")
+        bank: str = Field("", description="voice bank file (.npz; empty: the shipped models/voice-bank.npz)")
 
     inputs = {"target": Port("speaker", "VoiceProfile, .vcp/.npy path, 256-d embedding ((256,), (1, 256) or "
                                         "list), or reference Audio to enrol on the fly")}
@@ -46,6 +56,9 @@ class SpeakerEncoder(OwnsResources):
         if getattr(self, "_enroller", None) is None:
             from ..enroll import Enroller
             self._enroller = Enroller()
+        if self.config.bare_embedding == "bank" and getattr(self, "_bank", None) is None:
+            from ..bank import shared_bank
+            self._bank = shared_bank(self.config.bank)
 
     def _profile(self, ctx, target) -> VoiceProfile | np.ndarray:
         target = load_target(target)
@@ -63,7 +76,11 @@ class SpeakerEncoder(OwnsResources):
             raise VoiceInputError("this graph needs a speaker profile (.vcp from `vcgraph enroll`), "
                                        "not a bare embedding")
         emb = profile.embedding if profile else normalize_embedding(value)
-        return {"speaker": TargetVoice(torch.from_numpy(emb).to(ctx.device), profile)}
+        estimated = None
+        if profile is None and self.config.bare_embedding == "bank":
+            self.ready(ctx)
+            estimated = self._bank.profile(emb)
+        return {"speaker": TargetVoice(torch.from_numpy(emb).to(ctx.device), profile, estimated)}
 
     @implementation("cuda", "cpu")
     def run_torch(self, ctx, target):
