@@ -10,7 +10,7 @@ target's centroid of 17-24. Offline: --offline-config (a preset); streamed: --st
   PYTHONPATH=.:plugins python scripts/stream_quality.py --method content    # stream-content vs content
   PYTHONPATH=.:plugins python scripts/stream_quality.py --method fast       # stream vs fast
 """
-import argparse, json, os, re, sys, warnings
+import argparse, json, os, sys, warnings
 
 warnings.filterwarnings("ignore")
 import numpy as np
@@ -22,20 +22,6 @@ sys.path.insert(0, os.path.join(HERE, "..", "plugins"))
 sys.path.insert(0, os.path.join(HERE, ".."))
 SHARED = os.path.join(HERE, "..", "..", "shared")
 VOICES = ["rms", "slt", "awb", "kal16"]
-
-
-def words(s):
-    return re.sub(r"[^a-z' ]", " ", s.lower()).split()
-
-
-def edits(r, h):
-    d = list(range(len(h) + 1))
-    for i, rw in enumerate(r, 1):
-        nd = [i] + [0] * len(h)
-        for j, hw in enumerate(h, 1):
-            nd[j] = min(d[j] + 1, nd[j - 1] + 1, d[j - 1] + (rw != hw))
-        d = nd
-    return d[-1]
 
 
 def span(s):
@@ -79,8 +65,8 @@ def main():
 
     def wer(x, sr, text, tmp="/tmp/_sq_asr.wav"):
         sf.write(tmp, x, sr)
-        ref = words(text)
-        return edits(ref, words(asr(tmp))), len(ref)
+        ref = vc_score.words(text)
+        return vc_score.edits(ref, vc_score.words(asr(tmp))), len(ref)
 
     preset = a.method
     cfg = STREAM_CONTENT_CONFIG if a.method == "content" else STREAM_CONFIG

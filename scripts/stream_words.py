@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How many words does streaming (cold running statistics) cost against offline fast conversion?
 
-In-process and quick: Whisper tiny.en loaded once (as /work/shared/tools/vc_score.py sets it up),
+In-process and quick: Whisper tiny.en loaded once (as ../shared/tools/vc_score.py sets it up),
 the targets enrolled once, dev sentences converted offline (configs/fast.yaml) and streamed
 (VoiceStream, 20 ms blocks, no pacing: the code path of ``vcgraph stream --no-pace``).
 
@@ -25,7 +25,6 @@ import copy
 import json
 import math
 import os
-import re
 import sys
 import time
 import warnings
@@ -37,23 +36,11 @@ import soundfile as sf
 import torch
 
 torch.set_num_threads(1)
-DATA = "/work/shared/data/speech-dev"
+SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared")
+DATA = os.path.join(SHARED, "data", "speech-dev")
 VOICES = ["rms", "slt", "awb", "kal16"]
-sys.path.insert(0, "/work/shared/tools")
-
-
-def words(s):
-    return re.sub(r"[^a-z' ]", " ", s.lower()).split()
-
-
-def edits(r, h):
-    d = list(range(len(h) + 1))
-    for i, rw in enumerate(r, 1):
-        nd = [i] + [0] * len(h)
-        for j, hw in enumerate(h, 1):
-            nd[j] = min(d[j] + 1, nd[j - 1] + 1, d[j - 1] + (rw != hw))
-        d = nd
-    return d[-1]
+sys.path.insert(0, os.path.join(SHARED, "tools"))
+from vc_score import edits, words  # noqa: E402  the scorer's own word split and edit distance
 
 
 def span(s):
@@ -78,6 +65,8 @@ VARIANTS = {
     "oracle_agc": {"oracle": ["agc"]},
     "oracle_peakagc": {"oracle": ["peak", "agc"]},
     "oracle_nolf0": {"oracle": ["mel", "warp", "peak", "agc"]},
+    # the settings before the warp glide and mapping ramp (the cold figures in the README)
+    "before": {"set": {"warp_slew": 0.0, "warp_prior_frames": 0.0, "env_ramp_frames": 0.0, "min_warp_frames": 40}},
     "nowarp": {"set": {"fast.warp": False}},
     "noenv": {"set": {"fast.env_strength": 0.0}},
 }
