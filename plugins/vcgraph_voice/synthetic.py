@@ -7,7 +7,9 @@ import numpy as np
 def speech_like(seconds: float, sample_rate: int, f0: float = 140.0, seed: int = 0) -> np.ndarray:
     """A voiced signal with a gliding F0 and three moving formant resonances, some noise bursts."""
     rng = np.random.default_rng(seed)
-    n = int(seconds * sample_rate)
+    n = int(round(seconds * sample_rate))  # n / sr * sr can fall a hair under n
+    if n <= 0:
+        return np.zeros(0, np.float32)
     t = np.arange(n) / sample_rate
     f0_track = f0 * (1 + 0.15 * np.sin(2 * np.pi * 1.3 * t))
     phase = 2 * np.pi * np.cumsum(f0_track) / sample_rate
