@@ -154,7 +154,7 @@ def test_fast_embedding_conversion_is_the_profile_path(target_embedding, cpu_onl
     pipe = Pipeline.from_yaml(preset_path("fast"))
     a = pipe.run({"audio": Audio(x, sr), "target": target_embedding})["audio"].samples
     from vcgraph_voice.validation import normalize_embedding
-    prof = vb.shared_bank().profile(normalize_embedding(target_embedding))  # as the speaker stage does
+    prof = vb.VoiceBank.load().profile(normalize_embedding(target_embedding))  # as the speaker stage does
     b = pipe.run({"audio": Audio(x, sr), "target": prof})["audio"].samples
     np.testing.assert_array_equal(a, b)
 

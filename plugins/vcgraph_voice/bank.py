@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -260,16 +259,3 @@ class VoiceBank:
         except ValueError:
             meta = {}
         return cls(emb.astype(np.float32), stats, k, t, float(a["mel_fmax"]), a["names"], fam, meta)
-
-
-_shared: dict[str, VoiceBank] = {}
-_lock = threading.Lock()
-
-
-def shared_bank(path: str = "") -> VoiceBank:
-    """The bank at ``path`` (default: the shipped one), loaded once per process."""
-    path = os.path.abspath(path or DEFAULT_PATH)
-    with _lock:
-        if path not in _shared:
-            _shared[path] = VoiceBank.load(path)
-        return _shared[path]

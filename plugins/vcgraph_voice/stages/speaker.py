@@ -57,8 +57,8 @@ class SpeakerEncoder(OwnsResources):
             from ..enroll import Enroller
             self._enroller = Enroller()
         if self.config.bare_embedding == "bank" and getattr(self, "_bank", None) is None:
-            from ..bank import shared_bank
-            self._bank = shared_bank(self.config.bank)
+            from ..bank import DEFAULT_PATH, VoiceBank
+            self._bank = VoiceBank.load(self.config.bank or DEFAULT_PATH)
 
     def _profile(self, ctx, target) -> VoiceProfile | np.ndarray:
         target = load_target(target)
