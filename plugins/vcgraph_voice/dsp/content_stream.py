@@ -114,9 +114,8 @@ class StreamContent:
         return torch.log(self.mel(seg) + 1e-6).transpose(0, 1)
 
     def _normalise(self, lm: torch.Tensor) -> torch.Tensor:
-        energy = lm.mean(1)
-        ref = self.peak.update(energy * (10.0 / math.log(10.0)))  # dB
-        speech = energy * (10.0 / math.log(10.0)) > ref - self.speech_db
+        db = lm.mean(1) * (10.0 / math.log(10.0))  # mean log power, in dB
+        speech = db > self.peak.update(db) - self.speech_db
         self.stats.update(lm, speech)
         return (lm - self.stats.mean) / self.stats.std.clamp_min(0.1)
 

@@ -59,15 +59,15 @@ class ContentStreamFeatures(FastStreamFeatures, OwnsResources):
         from ..dsp.content_stream import StreamContent
         self.ready(ctx)
         sr = audio.sample_rate
-        s = self.settings_at(self.config, sr)
-        st_hop = s.fast.hop(sr)
 
-        def make():
-            return {"ana": _dsp().StreamAnalyzer(sr, s, ctx.device),
-                    "content": StreamContent(sr, self.encoder[ctx.device], st_hop, ctx.device,
-                                                    prior_frames=self.config.norm_prior_frames), "late": 0}
+        def make():  # the settings once per stream: the content look-ahead builds a resampler off 16 kHz
+            s = self.settings_at(self.config, sr)
+            return {"settings": s, "ana": _dsp().StreamAnalyzer(sr, s, ctx.device),
+                    "content": StreamContent(sr, self.encoder[ctx.device], s.fast.hop(sr), ctx.device,
+                                             prior_frames=self.config.norm_prior_frames), "late": 0}
 
         st = _state(ctx, make)
+        s = st["settings"]
         with torch.inference_mode():
             if not audio.samples.numel():
                 return {"frames": FrameBlock(None, s, sr)}
