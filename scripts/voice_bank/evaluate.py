@@ -34,6 +34,7 @@ TOOLS = os.path.join(ROOT, "..", "shared", "tools")
 sys.path.insert(0, os.path.join(ROOT, "plugins"))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, TOOLS)
+sys.path.insert(0, os.path.join(HERE, ".."))  # scripts/: dev_judges
 
 VARIANTS = {"profile": ("fast", [], "profile"), "bank": ("fast", [], "embedding"),
             "search": ("fast", ["nodes.speaker_encoding.config.bare_embedding=search"], "embedding"),
@@ -62,34 +63,10 @@ def main():
     from vcgraph_voice.embedding import GE2EEncoder, normalized_mean
     from vcgraph_voice.enroll import Enroller
 
-    sents = [l.strip() for l in open(os.path.join(a.data, "sentences.txt"))]
-    voices = ["awb", "kal16", "rms", "slt"]
-    wav = lambda v, i: os.path.join(a.data, f"{v}_{i:02d}.wav")
-    from resemblyzer import VoiceEncoder, preprocess_wav
-    enc = VoiceEncoder("cpu", verbose=False)
-
-    def emb(path):
-        x, sr = sf.read(path, dtype="float32")
-        return enc.embed_utterance(preprocess_wav(x, source_sr=sr))
-    emb2 = vs.campp_encoder()
-    cache = os.path.join(tempfile.gettempdir(), "vcgraph-sweep-centroids.npz")
-    if os.path.exists(cache):
-        with np.load(cache) as c:
-            cent = {v: c["ge2e_" + v] for v in voices}; cent2 = {v: c["campp_" + v] for v in voices}
-    else:
-        cent = {v: vs.unit(np.mean([emb(wav(v, i)) for i in vs.span("17-24")], 0)) for v in voices}
-        cent2 = {v: vs.unit(np.mean([emb2(wav(v, i)) for i in vs.span("17-24")], 0)) for v in voices}
-        np.savez(cache, **{"ge2e_" + v: cent[v] for v in voices}, **{"campp_" + v: cent2[v] for v in voices})
-    from pocketsphinx import Decoder
-    dec = Decoder(samprate=16000, logfn="/dev/null")
-    import librosa
-
-    def asr(path):
-        x, sr = sf.read(path, dtype="float64")
-        if sr != 16000: x = librosa.resample(x, orig_sr=sr, target_sr=16000)
-        dec.start_utt(); dec.process_raw((np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes(), full_utt=True); dec.end_utt()
-        h = dec.hyp(); return h.hypstr if h else ""
-    asr2 = None if a.no_whisper else vs.whisper_asr()
+    from dev_judges import dev_judges  # vc_score's judges of the dev set, set up once
+    j = dev_judges(a.data, whisper=not a.no_whisper)
+    sents, voices, wav, emb, emb2, asr, asr2 = j.sents, j.voices, j.wav, j.emb, j.emb2, j.asr, j.asr2
+    cent, cent2 = j.cent, j.cent2
 
     encoder = GE2EEncoder("cpu")
     enroller = Enroller(encoder)

@@ -1,0 +1,60 @@
+"""vc_score's judges of the dev set, set up once for the in-process measuring scripts
+(scripts/content_model/sweep.py, scripts/voice_bank/evaluate.py): GE2E and CAM++ embedders,
+the dev voices' centroids of utterances 17-24 (cached in the temp folder: they do not change
+between runs), pocketsphinx and Whisper recognisers. ``../shared/tools`` must be on sys.path."""
+from __future__ import annotations
+
+import os
+import tempfile
+from types import SimpleNamespace
+
+import numpy as np
+import soundfile as sf
+
+VOICES = ["awb", "kal16", "rms", "slt"]
+
+
+def dev_judges(data: str, whisper: bool = True) -> SimpleNamespace:
+    """``sents, voices, wav(voice, i), emb, emb2, cent, cent2, asr, asr2`` (``asr2`` None
+    without ``whisper``)."""
+    import vc_score as vs
+    from pocketsphinx import Decoder
+    from resemblyzer import VoiceEncoder, preprocess_wav
+    import librosa
+    sents = [line.strip() for line in open(os.path.join(data, "sentences.txt"))]
+    voices = list(VOICES)
+
+    def wav(v, i):
+        return os.path.join(data, f"{v}_{i:02d}.wav")
+
+    enc = VoiceEncoder("cpu", verbose=False)
+
+    def emb(path):
+        x, sr = sf.read(path, dtype="float32")
+        return enc.embed_utterance(preprocess_wav(x, source_sr=sr))
+
+    emb2 = vs.campp_encoder()
+    cache = os.path.join(tempfile.gettempdir(), "vcgraph-sweep-centroids.npz")
+    if os.path.exists(cache):
+        with np.load(cache) as c:
+            cent = {v: c["ge2e_" + v] for v in voices}
+            cent2 = {v: c["campp_" + v] for v in voices}
+    else:
+        cent = {v: vs.unit(np.mean([emb(wav(v, i)) for i in vs.span("17-24")], 0)) for v in voices}
+        cent2 = {v: vs.unit(np.mean([emb2(wav(v, i)) for i in vs.span("17-24")], 0)) for v in voices}
+        np.savez(cache, **{"ge2e_" + v: cent[v] for v in voices}, **{"campp_" + v: cent2[v] for v in voices})
+    dec = Decoder(samprate=16000, logfn="/dev/null")
+
+    def asr(path):
+        x, sr = sf.read(path, dtype="float64")
+        if sr != 16000:
+            x = librosa.resample(x, orig_sr=sr, target_sr=16000)
+        dec.start_utt()
+        dec.process_raw((np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes(), full_utt=True)
+        dec.end_utt()
+        h = dec.hyp()
+        return h.hypstr if h else ""
+
+    asr2 = vs.whisper_asr() if whisper else None
+    return SimpleNamespace(sents=sents, voices=voices, wav=wav, emb=emb, emb2=emb2, cent=cent, cent2=cent2,
+                           asr=asr, asr2=asr2)
