@@ -185,10 +185,36 @@ def test_second_encoder_also_hears_the_target(content_pipeline, profile, tmp_pat
     for name, pipe in (("preset", content_pipeline), ("full replacement", full)):
         sf.write(tmp_path / f"{name}.wav", pipe.convert(x, profile, sample_rate=sr), 22050)
         moved[name] = float(vc_score.unit(emb(str(tmp_path / f"{name}.wav"))) @ tgt) - before
-    # the preset keeps 40 % of the source's mapped envelope for the words: it moves less than
+    # the preset keeps 20 % of the source's mapped envelope for the words: it moves less than
     # full replacement of the envelope, and still clearly toward the target
     assert moved["preset"] > 0.05 and moved["full replacement"] > 0.15, moved
     assert moved["full replacement"] > moved["preset"], moved
+
+
+def test_spectral_match_finds_the_right_sound_where_content_labels_are_wrong(profile):
+    """Target frames chosen by content alone follow wrong labels; with the spectral match the
+    chosen frames' spectra stay near the query's. Queries: the second half of the target's
+    frames with their content features shuffled (every label wrong); keys: the first half."""
+    from vcgraph_voice.dsp import content as kernels
+    from vcgraph_voice.dsp import fast
+    part = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in profile.methods["content"].items()
+            if k in ("content", "log_env")}
+    n = part["log_env"].shape[0] // 2
+    keys_env, query_env = part["log_env"][:n], part["log_env"][n:2 * n]
+    g = torch.Generator().manual_seed(0)
+    wrong = part["content"][n:2 * n][torch.randperm(n, generator=g)]
+    p = kernels.ContentParams()
+    q, k = kernels._matching_features(wrong, p), kernels._matching_features(part["content"][:n], p)
+    fb, _ = fast.FastResources().mel(22050, 1024, 40, 7600.0, torch.device("cpu"))
+    ks, norm = kernels.spectral_keys(keys_env, fb)
+    qs = kernels.spectral_queries(query_env, fb, norm)
+    shape = lambda e: (lambda m: m - m.mean(1, keepdim=True))(0.5 * torch.log(torch.exp(2 * e) @ fb + 1e-10))
+    err = {}
+    for w in (0.0, 0.6):
+        qm, km = kernels.joint_keys(q, qs, w), kernels.joint_keys(k, ks, w)
+        (env,) = kernels.knn_average(qm, km, [keys_env], 4, 2048)
+        err[w] = float(((shape(env) - shape(query_env)) ** 2).mean())
+    assert err[0.6] < 0.5 * err[0.0], err
 
 
 def test_a_profile_without_content_data_says_to_enrol_again(content_pipeline, profile, tmp_path):

@@ -8,7 +8,9 @@ synthesize(analysis, target, params)   -> the waveform, exactly the source's len
 
 Conversion: for each source frame, the ``k`` target frames nearest in content space
 (cosine over a short context of content features, so the chosen frames share the source's
-sound *and* its neighbourhood) give the envelope and aperiodicity; the source's frame energy
+sound *and* its neighbourhood; optionally also in spectral shape, the source's envelope
+mapped to the target's statistics against the target's own frames, ``spectral_match``) give
+the envelope and aperiodicity; the source's frame energy
 and voicing are kept; log-F0 is mapped to the target's statistics. Content features are
 speaker-independent, so the frames chosen say what the source said, in the target's voice.
 """
@@ -35,6 +37,9 @@ class ContentParams:
     keep_energy: float = 1.0        # how much of the source's frame-energy contour is kept
     smooth: int = 1                 # +-frames of temporal smoothing of the matched envelope (5 ms grid)
     target_ap: bool = True          # aperiodicity from the matched target frames (else the source's)
+    spectral_match: float = 0.0     # weight of the spectral match beside the content match (the
+                                    # source's envelope mapped to the target's statistics, against
+                                    # the target's frames)
     chunk: int = 2048               # source frames per distance block (bounds memory)
     device: str = "cpu"
 
@@ -90,6 +95,31 @@ def _matching_features(content: torch.Tensor, p: ContentParams) -> torch.Tensor:
     return F.normalize(f.float(), dim=-1)
 
 
+def _mel_shape(env: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
+    m = 0.5 * torch.log(torch.exp(2 * env.float()) @ fb + 1e-10)
+    return m - m.mean(1, keepdim=True)  # the frame's level removed
+
+
+def spectral_keys(target_env: torch.Tensor, fb: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    """Unit log-mel shape vectors of the target's frames (level removed, each band
+    standardised over those frames) and the standardisation, for :func:`spectral_queries`."""
+    ks = _mel_shape(target_env, fb)
+    norm = (ks.mean(0), ks.std(0).clamp_min(1e-3))
+    return F.normalize((ks - norm[0]) / norm[1], dim=-1), norm
+
+
+def spectral_queries(mapped_env: torch.Tensor, fb: torch.Tensor, norm: tuple) -> torch.Tensor:
+    """The same vectors of the source's envelope mapped to the target's statistics: comparable
+    with the target's, since both are in the target's spectral space."""
+    return F.normalize((_mel_shape(mapped_env, fb) - norm[0]) / norm[1], dim=-1)
+
+
+def joint_keys(content_keys: torch.Tensor, spectral: torch.Tensor, weight: float) -> torch.Tensor:
+    """Content and spectral unit vectors side by side, so that their dot product is the
+    ``weight``-ed mix of the two cosines."""
+    return torch.cat([(1 - weight) ** 0.5 * content_keys, weight ** 0.5 * spectral], -1)
+
+
 def knn_average(query: torch.Tensor, keys: torch.Tensor, values: list[torch.Tensor], k: int,
                 chunk: int) -> list[torch.Tensor]:
     """Mean of ``values`` rows at the ``k`` keys of highest cosine similarity to each query."""
@@ -117,7 +147,18 @@ def synthesize(features: dict, target: dict, params: ContentParams, fast_params:
                          f"{env_s.shape[1]}: enrol and convert at the same sample rate")
     q = _matching_features(features["content"], params)
     keys = _matching_features(t["content"], params)
-    env_m, ap_m = knn_average(q, keys, [t["log_env"], t["ap"]], params.k, params.chunk)
+    # the fast method's mapping of the source's envelope: matched on and/or blended in
+    mapped = (fast.mapped_envelope(features, target, fast_params, resources)[0]
+              if params.spectral_match > 0 or params.blend < 1.0 else None)
+    qm, km = q, keys
+    if params.spectral_match > 0:
+        sr = int(features["sr"])
+        fb, _ = (resources or fast.FastResources()).mel(sr, fast_params.fft_size(sr), fast_params.n_mels,
+                                                         fast_params.mel_fmax, dev)
+        ks, norm = spectral_keys(t["log_env"], fb)
+        qm = joint_keys(q, spectral_queries(mapped, fb, norm), params.spectral_match)
+        km = joint_keys(keys, ks, params.spectral_match)
+    env_m, ap_m = knn_average(qm, km, [t["log_env"], t["ap"]], params.k, params.chunk)
     if params.smooth:
         w = 2 * params.smooth + 1
         env_m = F.avg_pool1d(env_m.T[None], w, 1, params.smooth, count_include_pad=False)[0].T
@@ -129,7 +170,6 @@ def synthesize(features: dict, target: dict, params: ContentParams, fast_params:
         shifted = env_s + (t_mean - s_mean)
         env_m = params.replace * env_m + (1 - params.replace) * shifted
     if params.blend < 1.0:  # the other part: the source's envelope mapped as the fast method does
-        mapped, _ = fast.mapped_envelope(features, target, fast_params, resources)
         env_m = params.blend * env_m + (1 - params.blend) * mapped
     if params.keep_energy:
         e_s = 0.5 * torch.logsumexp(2 * env_s, 1, keepdim=True)

@@ -32,7 +32,8 @@ import torchaudio
 
 from .. import content_model as cm
 from ..errors import VoiceInputError
-from .content import ContentParams, _matching_features, content_frame_index
+from .content import (ContentParams, _matching_features, content_frame_index, joint_keys, spectral_keys,
+                      spectral_queries)
 from .running import PeakTracker, RunningMoments
 
 __all__ = ["RECEPTIVE_LEFT", "StreamContent", "StreamMatcher", "content_lookahead", "rebin_hz"]
@@ -214,10 +215,16 @@ class StreamMatcher:
         R = rebin_hz(sr_t, n_t, self.sr, self.n_fft).to(self.device)
         self.keys = _matching_features(t["content"], self.p)
         self.env, self.ap = t["log_env"] @ R, t["ap"] @ R
+        if self.p.spectral_match > 0:
+            from .fast import mel_matrix
+            self.fb, _ = mel_matrix(self.sr, self.n_fft, 40, 7600.0, self.device)
+            ks, self.spectral_norm = spectral_keys(self.env, self.fb)
+            self.keys = joint_keys(self.keys, ks, self.p.spectral_match)
 
-    def match(self, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def match(self, content: torch.Tensor, mapped: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(envelope, aperiodicity) ``[T, F]``: the mean of the ``k`` nearest target frames of
-        each frame's content (``[T, 2 * context + 1, D]`` from :meth:`StreamContent.frames`)."""
+        each frame's content (``[T, 2 * context + 1, D]`` from :meth:`StreamContent.frames`)
+        and, with ``spectral_match``, of the source's envelope mapped to the target ``mapped``."""
         p = self.p
         if p.match_on == "bottleneck":
             centre = content[:, content.shape[1] // 2, :cm.BOTTLENECK]
@@ -226,6 +233,10 @@ class StreamMatcher:
         else:
             q = content[:, :, cm.BOTTLENECK:]
         q = F.normalize(q.reshape(q.shape[0], -1), dim=-1)
+        if p.spectral_match > 0:
+            if mapped is None:
+                raise ValueError("spectral_match needs the mapped source envelope")
+            q = joint_keys(q, spectral_queries(mapped, self.fb, self.spectral_norm), p.spectral_match)
         k = min(p.k, self.keys.shape[0])
         idx = (q @ self.keys.T).topk(k, dim=1).indices
         return self.env[idx].mean(1), self.ap[idx].mean(1)

@@ -130,6 +130,10 @@ class ContentSynthesis(SynthesisStage):
                                    "contour is kept")
         smooth: int = Field(1, ge=0, le=8, description="frames (5 ms) each side of temporal smoothing of the "
                             "matched envelope")
+        spectral_match: float = Field(0.0, ge=0.0, le=1.0, description="weight of a spectral match beside "
+                                      "the content match when choosing target frames: the source's envelope "
+                                      "mapped to the target's statistics, against the target's frames (keeps "
+                                      "more words where content labels are wrong)")
         target_aperiodicity: bool = Field(True, description="aperiodicity from the matched target frames "
                                           "(else the source's)")
 
@@ -137,7 +141,7 @@ class ContentSynthesis(SynthesisStage):
         c = self.config
         return ContentParams(k=k or c.k, match_on=c.match_on, context=c.context, blend=c.blend,
                              replace=c.replace, shift_k=c.shift_k, keep_energy=c.keep_energy, smooth=c.smooth,
-                             target_ap=c.target_aperiodicity, device=device)
+                             target_ap=c.target_aperiodicity, spectral_match=c.spectral_match, device=device)
 
     @implementation("simplified")
     def run_simplified(self, ctx, features, speaker, pitch_shift=None):

@@ -96,6 +96,8 @@ class ContentStreamSynthesis(FastStreamSynthesis):
         keep_energy: float = Field(1.0, ge=0.0, le=1.0, description="how much of the source's frame-energy "
                                    "contour is kept")
         target_aperiodicity: bool = Field(True, description="aperiodicity from the matched target frames")
+        spectral_match: float = Field(0.0, ge=0.0, le=1.0, description="weight of a spectral match beside the "
+                                      "content match (the mapped source's envelope against the target's frames)")
 
     def _envelope(self, state: dict, frames: FrameBlock, target: dict, env: torch.Tensor, ap: torch.Tensor):
         from ..dsp.content import ContentParams
@@ -103,12 +105,13 @@ class ContentStreamSynthesis(FastStreamSynthesis):
         c, fr = self.config, frames.frames
         if "match" not in state:
             p = ContentParams(k=c.k, match_on=c.match_on, context=fr["content"].shape[1] // 2, blend=c.blend,
-                              keep_energy=c.keep_energy, smooth=0, target_ap=c.target_aperiodicity)
+                              keep_energy=c.keep_energy, smooth=0, target_ap=c.target_aperiodicity,
+                              spectral_match=c.spectral_match)
             n_fft = _dsp().frame_grid(frames.sample_rate, frames.settings).n_fft
             state["match"] = StreamMatcher(p, frames.sample_rate, n_fft, env.device, tau_s=c.tau_s)
         matcher = state["match"]
         matcher.set_target(target)
-        env_m, ap_m = matcher.match(fr["content"])
+        env_m, ap_m = matcher.match(fr["content"], env)
         out = c.blend * env_m + (1 - c.blend) * env
         if c.keep_energy:
             e_s = 0.5 * torch.logsumexp(2 * fr["log_env"], 1, keepdim=True)
