@@ -4,9 +4,10 @@
 block by block (:class:`~vcgraph_voice.dsp.content_stream.StreamContent`); it reads as far
 ahead as the encoder and the matching context need, so its declared look-ahead is longer.
 ``content-stream-synthesis`` is ``fast-stream-synthesis`` with each frame's envelope and
-aperiodicity taken mostly from the content-nearest target frames, as the offline ``content``
-preset does (``blend`` of the matched envelope and the statistics-mapped source's, source
-frame energy kept, log-F0 mapped). Same profiles as offline: ``vcgraph enroll ... --presets content``.
+aperiodicity taken mostly from the target frames nearest by content (and, with
+``spectral_match``, by the mapped source's spectral shape), as the offline ``content`` preset
+does (``blend`` of the matched envelope and the statistics-mapped source's, source frame
+energy kept, log-F0 mapped). Same profiles as offline: ``vcgraph enroll ... --presets content``.
 """
 from __future__ import annotations
 
