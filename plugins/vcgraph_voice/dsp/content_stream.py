@@ -216,8 +216,9 @@ class StreamMatcher:
         self.keys = _matching_features(t["content"], self.p)
         self.env, self.ap = t["log_env"] @ R, t["ap"] @ R
         if self.p.spectral_match > 0:
-            from .fast import mel_matrix
-            self.fb, _ = mel_matrix(self.sr, self.n_fft, 40, 7600.0, self.device)
+            from .fast import FastParams, mel_matrix
+            bands = FastParams()  # the offline content synthesis's band layout
+            self.fb, _ = mel_matrix(self.sr, self.n_fft, bands.n_mels, bands.mel_fmax, self.device)
             ks, self.spectral_norm = spectral_keys(self.env, self.fb)
             self.keys = joint_keys(self.keys, ks, self.p.spectral_match)
 
