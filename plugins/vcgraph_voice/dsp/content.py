@@ -96,7 +96,7 @@ def _matching_features(content: torch.Tensor, p: ContentParams) -> torch.Tensor:
 
 
 def _mel_shape(env: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
-    m = 0.5 * torch.log(torch.exp(2 * env.float()) @ fb + 1e-10)
+    m = fast.log_mel(env, fb)
     return m - m.mean(1, keepdim=True)  # the frame's level removed
 
 

@@ -32,7 +32,7 @@ from .f0 import track_f0, track_f0_world
 from .vocoder import EnvelopeAnalyzer, HarmonicNoiseSynth
 
 __all__ = ["FastParams", "FastResources", "analyze", "target_stats", "synthesize", "convert",
-           "search_embedding_transform", "mel_matrix", "warp_envelope",
+           "search_embedding_transform", "mel_matrix", "log_mel", "warp_envelope",
            "warp_factor", "band_centres"]
 
 
@@ -123,6 +123,12 @@ def mel_matrix(sr: int, n_fft: int, n_mels: int, fmax: float, device) -> tuple[t
     return fb.to(device), I.to(device)
 
 
+def log_mel(log_env: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
+    """Log-mel bands ``[T, n_mels]`` (natural-log amplitude) of a log envelope through the
+    filterbank ``fb`` ``[F, n_mels]`` from :func:`mel_matrix`."""
+    return 0.5 * torch.log(torch.exp(2 * log_env) @ fb + 1e-10)
+
+
 def _as_tensor(audio, device) -> torch.Tensor:
     if not isinstance(audio, torch.Tensor):
         audio = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
@@ -185,8 +191,7 @@ def analyze(audio, sr: int, params: FastParams | None = None,
     T = env.shape[0]
     f0, voiced = f0[:T], voiced[:T]
     fb, _ = res.mel(sr, p.fft_size(sr), p.n_mels, p.mel_fmax, dev)
-    log_mel = 0.5 * torch.log(torch.exp(2 * env) @ fb + 1e-10)
-    return {"f0": f0, "voiced": voiced, "log_env": env, "ap": ap, "log_mel": log_mel,
+    return {"f0": f0, "voiced": voiced, "log_env": env, "ap": ap, "log_mel": log_mel(env, fb),
             "speech": _speech_mask(env), "sr": torch.tensor(sr), "n_samples": torch.tensor(x.numel())}
 
 
@@ -277,7 +282,7 @@ def mapped_envelope(features: dict, target_stats: dict, params: FastParams,
     if alpha != 1.0:
         ap = warp_envelope(ap, alpha)
     if "mel_mean_v" in ts:
-        lm = 0.5 * torch.log(torch.exp(2 * env2) @ fb + 1e-10)
+        lm = log_mel(env2, fb)
         st = _class_stats(lm, voiced, features["speech"])
         delta = torch.zeros_like(lm)
         for c, m in (("v", voiced), ("u", ~voiced)):

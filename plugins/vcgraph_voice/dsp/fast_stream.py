@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from .f0 import track_f0
-from .fast import FastParams, _warp_mel, band_centres, mel_matrix, warp_factor
+from .fast import FastParams, _warp_mel, band_centres, log_mel, mel_matrix, warp_factor
 from .running import PeakTracker, RunningMoments
 from .vocoder import EnvelopeAnalyzer
 
@@ -226,15 +226,14 @@ class StreamAnalyzer:
         voiced = voiced & gate
         f0 = torch.where(voiced, f0, torch.zeros_like(f0))
         speech = (db > ref - s.speech_db) & (db > s.floor_dbfs)
-        log_mel = 0.5 * torch.log(torch.exp(2 * env) @ self.fb + 1e-10)
         # keep the history the next window needs
         keep = (last + 1 - s.context_frames - self.left) * g.hop
         if keep > self.buf_start:
             self.buf = self.buf[keep - self.buf_start:]
             self.buf_start = keep
         self.next_frame = last + 1
-        return {"k0": k0, "f0": f0, "voiced": voiced, "log_env": env, "ap": ap, "log_mel": log_mel,
-                "speech": speech}
+        return {"k0": k0, "f0": f0, "voiced": voiced, "log_env": env, "ap": ap,
+                "log_mel": log_mel(env, self.fb), "speech": speech}
 
 
 def _warp_frames(x: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
@@ -344,7 +343,7 @@ class StreamMapper:
         if warped:
             ap = _warp_frames(ap, alphas)
         if self.t:
-            lm = 0.5 * torch.log(torch.exp(2 * env2) @ self.fb + 1e-10)
+            lm = log_mel(env2, self.fb)
             delta = torch.zeros_like(lm)
             for c, m in (("v", voiced), ("u", ~voiced)):
                 mu_s, sd_s = self.mel[c].mean, self.mel[c].std.clamp_min(1e-3)
