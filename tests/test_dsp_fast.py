@@ -47,6 +47,25 @@ def test_f0_tracker_silence_unvoiced():
     assert voiced[n // 2 + 5:].float().mean() < 0.05
 
 
+def test_f0_tracker_digital_silence_unvoiced():
+    # a gate relative to the loudest frame alone would call an all-zero file voiced at f0_max
+    f0, voiced = track_f0(torch.zeros(SR), SR, 110)
+    assert not bool(voiced.any()) and bool((f0 == 0).all())
+
+
+def test_conversion_with_a_single_voiced_frame_is_finite():
+    # the source's log-F0 spread over one voiced frame is undefined (std of one value is NaN)
+    p = fast.FastParams()
+    feats = fast.analyze(0.1 * torch.randn(SR, generator=torch.Generator().manual_seed(0)), SR, p)
+    voiced = torch.zeros_like(feats["voiced"])
+    voiced[len(voiced) // 2] = True
+    feats = {**feats, "voiced": voiced, "f0": torch.where(voiced, torch.full_like(feats["f0"], 110.0),
+                                                          torch.zeros_like(feats["f0"]))}
+    target = {"lf0_mean": np.array([math.log(220.0)], np.float32), "lf0_std": np.array([0.2], np.float32)}
+    y = fast.synthesize(feats, target, p)
+    assert y.shape[0] == SR and bool(torch.isfinite(y).all())
+
+
 def _load(voice, i):
     import soundfile as sf
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fuzz_support import count, fast_pipeline, fuzz_settings, synthetic_profile
@@ -150,6 +150,8 @@ def test_usable_audio_of_any_rate_layout_and_dtype_converts(case):
 @pytest.mark.slow
 @fuzz_settings(100, slow=True)
 @given(audio_cases(max_seconds=120.0))
+# found by this test in CI: a DC offset whose edges gave one voiced frame (NaN log-F0 spread)
+@example((np.full(310600, 0.02364325, np.float32), 8000, 310600, True))
 def test_any_audio_up_to_minutes_slow(case):
     run_audio_case(case, "api audio (slow)")
 

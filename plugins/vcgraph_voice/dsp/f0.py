@@ -24,6 +24,9 @@ def n_frames(n_samples: int, hop_length: int) -> int:
     return n_samples // hop_length + 1
 
 
+SILENCE_FLOOR_DBFS = -80.0  # frames quieter than this are never voiced (digital silence has no pitch)
+
+
 def _median_filter(x: torch.Tensor, k: int) -> torch.Tensor:
     if k <= 1:
         return x
@@ -35,7 +38,7 @@ def _median_filter(x: torch.Tensor, k: int) -> torch.Tensor:
 def track_f0(audio: torch.Tensor, sr: int, hop_length: int, f0_min: float = f0range.KERNEL.floor,
              f0_max: float = f0range.KERNEL.ceil, threshold: float = 0.2, voicing_threshold: float = 0.35,
              analysis_sr: int = 8000, silence_db: float = -50.0,
-             return_prob: bool = False):
+             floor_dbfs: float = SILENCE_FLOOR_DBFS, return_prob: bool = False):
     """YIN F0 in torch.
 
     audio: 1-D float tensor (any device). Returns f0 (Hz, 0 where unvoiced) and voiced
@@ -103,7 +106,8 @@ def track_f0(audio: torch.Tensor, sr: int, hop_length: int, f0_min: float = f0ra
     prob = 1.0 - dmin
     # voicing: periodic enough, inside range, not silent
     rms = torch.sqrt(sq[:, (L - W) // 2 : (L + W) // 2].mean(dim=1) + 1e-12)
-    gate = 20 * torch.log10(rms + 1e-9) > (20 * torch.log10(rms.max() + 1e-9) + silence_db)
+    db = 20 * torch.log10(rms + 1e-9)
+    gate = (db > db.max() + silence_db) & (db > floor_dbfs)  # relative gate alone voices an all-silent file
     voiced = (dmin < voicing_threshold) & gate & (f0 >= f0_min * 0.97) & (f0 <= f0_max * 1.03)
     # clean-up: remove octave errors by median filtering log-F0 over voiced runs,
     # and isolated voicing flips

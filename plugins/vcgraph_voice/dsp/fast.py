@@ -317,7 +317,8 @@ def synthesize(features: dict, target_stats: dict | None, params: FastParams | N
     shift = pitch_shift_semitones * math.log(2) / 12
     if "lf0_mean" in ts and bool(voiced.any()):
         src = lf[voiced]
-        mu_s, sd_s = src.mean(), src.std().clamp_min(0.02)
+        spread = src.std() if src.numel() > 1 else src.new_zeros(())  # one voiced frame: no spread
+        mu_s, sd_s = src.mean(), spread.clamp_min(0.02)
         mu_t, sd_t = float(ts["lf0_mean"][0]), float(ts["lf0_std"][0])
         lf = (lf - mu_s) / sd_s * sd_t + mu_t
     shift += float(np.asarray(ts.get("pitch_semitones", 0.0)).reshape(-1)[0]) * math.log(2) / 12

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
-from .f0 import track_f0
+from .f0 import SILENCE_FLOOR_DBFS, track_f0
 from .fast import FastParams, _warp_mel, band_centres, log_mel, mel_matrix, warp_factor
 from .running import PeakTracker, RunningMoments
 from .vocoder import EnvelopeAnalyzer
@@ -83,7 +83,7 @@ class StreamSettings:
     env_ramp_frames: float = 60.0     # the envelope mapping's strength grows as n / (n + this), n speech frames
     silence_db: float = -50.0         # YIN gate under the running peak
     speech_db: float = 45.0           # speech mask under the running peak
-    floor_dbfs: float = -80.0         # quieter frames are never voiced nor speech (digital silence)
+    floor_dbfs: float = SILENCE_FLOOR_DBFS  # quieter frames are never voiced nor speech (digital silence)
     prior_f0_hz: float = 150.0
     prior_lf0_std: float = 0.18
 
@@ -193,7 +193,8 @@ class StreamAnalyzer:
         else:
             yin_in, yin_sr, yin_hop = win, self.sr, g.hop
         f0, voiced = track_f0(yin_in, yin_sr, yin_hop, p.f0_min, p.f0_max, threshold=p.yin_threshold,
-                              voicing_threshold=p.voicing_threshold, silence_db=-1000.0)
+                              voicing_threshold=p.voicing_threshold, silence_db=-1000.0,
+                              floor_dbfs=-1000.0)  # gated below, against the running peak
         if self.ap_ana is None:
             env, ap, _ = self.ana(win, f0)
         else:  # the envelope alone (EnvelopeAnalyzer.forward without its aperiodicity)
