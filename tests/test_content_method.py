@@ -217,6 +217,60 @@ def test_spectral_match_finds_the_right_sound_where_content_labels_are_wrong(pro
     assert err[0.6] < 0.5 * err[0.0], err
 
 
+def test_a_profile_enrolled_at_another_rate_is_matched_by_frequency(profile):
+    """Target frames are FFT bins: a profile enrolled at 22.05 kHz, converted at 16 kHz (the same
+    1024-point FFT, bins 30 % narrower), must be put on the 16 kHz grid by frequency, not read
+    bin for bin (formants 27 % too low, silently)."""
+    from vcgraph_voice.dsp import content as kernels
+    from vcgraph_voice.dsp.fast import FastParams
+    from vcgraph_voice.enroll import enroll_files
+    at16 = enroll_files(voice_data.target_paths(), presets=["content"],
+                        overrides=("vars.sample_rate=16000",)).methods["content"]
+    at22 = profile.methods["content"]
+    assert int(at22["sr"][0]) == 22050 and int(at16["sr"][0]) == 16000
+    assert at22["log_env"].shape[1] == at16["log_env"].shape[1]  # same bin count: no shape error would warn
+    params, fast_params = kernels.ContentParams(spectral_match=0.6), FastParams()
+    moved = kernels.prepare_target(at22, params, fast_params, 16000, "cpu").log_env.mean(0)
+    native = kernels.prepare_target(at16, params, fast_params, 16000, "cpu").log_env.mean(0)
+    as_read = torch.from_numpy(at22["log_env"].astype(np.float32)).mean(0)
+    band = slice(0, 480)  # up to 7.5 kHz, below both Nyquists
+    err, err_as_read = (float(((e - native)[band] ** 2).mean()) for e in (moved, as_read))
+    assert err < 0.05 * err_as_read and err < 0.05, (err, err_as_read)
+
+
+def test_a_profile_converted_toward_again_is_not_prepared_again(profile, monkeypatch):
+    """The target's float32 frames and keys are built once per profile (they used to be built on
+    every call, a cost that grows with the profile's length), and a different profile is never
+    served another's."""
+    from vcgraph_voice import PipelineConfig, VoiceConversionPipeline
+    from vcgraph_voice.dsp import content as kernels
+    from vcgraph_voice.profile import VoiceProfile
+    built = []
+    real = kernels.prepare_target
+    monkeypatch.setattr(kernels, "prepare_target", lambda *a, **kw: built.append(1) or real(*a, **kw))
+    x, sr = voice_data.source()
+    x = x[: sr * 2]
+    pipe = VoiceConversionPipeline(PipelineConfig(preset="content", sample_rate=22050, fallback_on_error=False))
+    first = pipe.convert(x, profile, sample_rate=sr)
+    again = pipe.convert(x, profile, sample_rate=sr)
+    assert len(built) == 1 and np.array_equal(first, again)
+    # another profile: the same voice's frames in another order, and every other frame dropped
+    part = {k: v for k, v in profile.methods["content"].items()}
+    for name in ("content", "log_env", "ap", "voiced"):
+        part[name] = part[name][::-2].copy()
+    changed = VoiceProfile(profile.embedding, {**profile.methods, "content": part}, profile.seconds)
+    toward_changed = pipe.convert(x, changed, sample_rate=sr)
+    assert len(built) == 2
+    fresh = VoiceConversionPipeline(PipelineConfig(preset="content", sample_rate=22050, fallback_on_error=False))
+    assert np.array_equal(toward_changed, fresh.convert(x, changed, sample_rate=sr))
+    assert not np.array_equal(toward_changed, first)
+    keep_none = VoiceConversionPipeline(PipelineConfig(preset="content", sample_rate=22050, fallback_on_error=False,
+                                                       overrides=["nodes.voice_synthesis.config.prepared_targets=0"]))
+    built.clear()
+    assert np.array_equal(keep_none.convert(x, profile, sample_rate=sr), keep_none.convert(x, profile, sample_rate=sr))
+    assert len(built) == 2  # nothing kept: prepared on each call, with the same result
+
+
 def test_a_profile_without_content_data_says_to_enrol_again(content_pipeline, profile, tmp_path):
     """A version-1 profile (before the content method) loads, and converting with the
     content preset is a clear error instead of a silent fallback."""

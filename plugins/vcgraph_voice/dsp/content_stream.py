@@ -32,7 +32,7 @@ import torchaudio
 
 from .. import content_model as cm
 from ..errors import VoiceInputError
-from .content import (ContentParams, _matching_features, content_frame_index, joint_keys, spectral_keys,
+from .content import (ContentParams, _matching_features, content_frame_index, joint_keys, rebin_hz, spectral_keys,
                       spectral_queries)
 from .running import PeakTracker, RunningMoments
 
@@ -177,21 +177,6 @@ class StreamContent:
         if drop > 0:
             self.content, self.content_start = self.content[drop:], self.content_start + drop
         return out
-
-
-def rebin_hz(sr_from: int, n_from: int, sr_to: int, n_to: int) -> torch.Tensor:
-    """``[n_from//2+1, n_to//2+1]``: linear interpolation of a spectrum between FFT grids by
-    frequency (constant beyond the source grid's Nyquist)."""
-    f_to = torch.arange(n_to // 2 + 1, dtype=torch.float32) * (sr_to / n_to)
-    pos = (f_to / (sr_from / n_from)).clamp(0, n_from // 2)
-    i0 = pos.floor().long().clamp(0, n_from // 2)
-    i1 = (i0 + 1).clamp(max=n_from // 2)
-    w = pos - i0.float()
-    R = torch.zeros(n_from // 2 + 1, n_to // 2 + 1)
-    cols = torch.arange(n_to // 2 + 1)
-    R[i0, cols] += 1 - w
-    R[i1, cols] += w
-    return R
 
 
 class StreamMatcher:

@@ -7,7 +7,10 @@ fast method's analysis and vocoder); model ``content_model.py`` and ``models/MOD
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Sequence
+import threading
+import weakref
+from collections import OrderedDict
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -54,6 +57,34 @@ class ContentTarget(FastTarget):
     sample_rate: np.ndarray = key("sr")  # [1] int32: the rate the frames were analysed at
 
 
+class PreparedTargets:
+    """The prepared keys of the last few targets (:func:`dsp.content.prepare_target`), found
+    again by the identity of the profile's arrays, so that a profile converted toward again is
+    not prepared again. Profile arrays are treated as read-only; safe to share between threads."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._entries: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, arrays: Sequence[np.ndarray], settings: tuple,
+            build: Callable[[], kernels.PreparedTarget]) -> kernels.PreparedTarget:
+        """The prepared target of ``arrays`` under ``settings``, built by ``build`` if not held."""
+        key = (tuple(id(a) for a in arrays), settings)
+        with self._lock:
+            held = self._entries.get(key)
+            if held is not None and all(ref() is a for ref, a in zip(held[0], arrays)):
+                self._entries.move_to_end(key)
+                return held[1]
+        prepared = build()  # outside the lock: other targets need not wait
+        with self._lock:
+            self._entries[key] = ([weakref.ref(a) for a in arrays], prepared)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return prepared
+
+
 class ContentMethod(Method):
     """Content-matched target frames for the envelope and aperiodicity; log-F0 mapped."""
 
@@ -64,6 +95,7 @@ class ContentMethod(Method):
     def __init__(self) -> None:
         self.resources = fast_kernels.FastResources()
         self._models: dict[str, tuple[cm.ContentEncoder, cm.ContentFrontend]] = {}
+        self.prepared = PreparedTargets()
 
     def load(self, device: str, weights: str = "") -> None:
         """Load the encoder and its front end onto ``device`` (once per device)."""
@@ -85,8 +117,13 @@ class ContentMethod(Method):
 
     def synthesize(self, analysis: ContentAnalysis, target: ContentTarget, params: ContentParams,
                    pitch_shift: float = 0.0) -> torch.Tensor:
-        return kernels.synthesize(analysis.kernel(), target.to_arrays(), params, FastParams(device=params.device),
-                                  pitch_shift, self.resources)
+        features, arrays = analysis.kernel(), target.to_arrays()
+        fast_params, sr, device = FastParams(device=params.device), int(features["sr"]), features["log_env"].device
+        prepared = self.prepared.get(
+            [target.content, target.log_env, target.ap],
+            kernels.PreparedTarget.settings(params, fast_params, sr, device),
+            lambda: kernels.prepare_target(arrays, params, fast_params, sr, device, self.resources))
+        return kernels.synthesize(features, arrays, params, fast_params, pitch_shift, self.resources, prepared)
 
 
 class ContentFeatures(FeatureStage):
@@ -136,6 +173,13 @@ class ContentSynthesis(SynthesisStage):
                                       "more words where content labels are wrong)")
         target_aperiodicity: bool = Field(True, description="aperiodicity from the matched target frames "
                                           "(else the source's)")
+        prepared_targets: int = Field(4, ge=0, le=64, description="profiles whose float32 frames and matching "
+                                      "keys are kept between conversions (about 12 MB per 10 s of reference "
+                                      "audio each; 0: prepared again on every call)")
+
+    def build(self, kind: str, device: str) -> None:
+        super().build(kind, device)
+        self.impl.prepared.size = self.config.prepared_targets
 
     def params(self, device: str, k: int | None = None) -> ContentParams:
         c = self.config
