@@ -187,13 +187,13 @@ class StreamMatcher:
         self.p, self.sr, self.n_fft, self.device = params, int(sample_rate), int(n_fft), torch.device(device)
         self.mean = RunningMoments(torch.zeros(cm.BOTTLENECK), torch.ones(cm.BOTTLENECK), 0.0, 0.0,
                                    tau_s * 200.0, self.device)
-        self.target_key = None
+        self.target = None  # the profile part the keys were built from (held: its id is not reused)
 
     def set_target(self, ts: dict) -> None:
         """Keys and values of the profile's content part, on this stream's FFT grid (once per target)."""
-        if id(ts) == self.target_key:
+        if ts is self.target:
             return
-        self.target_key = id(ts)
+        self.target = ts
         t = {k: torch.as_tensor(ts[k]).to(self.device).float() for k in ("content", "log_env", "ap")}
         sr_t = int(torch.as_tensor(ts["sr"]).reshape(-1)[0])
         n_t = 2 * (t["log_env"].shape[1] - 1)

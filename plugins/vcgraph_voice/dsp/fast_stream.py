@@ -264,14 +264,13 @@ class StreamMapper:
         self.log_alpha = 0.0    # ... its log
         self.alpha_est = 1.0    # the latest estimate from the running mean (before the evidence ramp)
         self.since_warp = 0
-        self.target_key = None
+        self.target = None  # the profile part the tables were built from (held: its id is not reused)
         self.last_f0 = 120.0
 
     def _set_target(self, ts: dict) -> None:
-        key = id(ts)
-        if key == self.target_key:
+        if ts is self.target:
             return
-        self.target_key = key
+        self.target = ts
         dev, p = self.device, self.s.fast
         self.t = {k: torch.as_tensor(ts[k], device=dev, dtype=torch.float32) for k in
                   ("mel_mean_v", "mel_std_v", "mel_mean_u", "mel_std_u") if k in ts}
