@@ -18,6 +18,7 @@ import torchaudio
 from torch import nn
 
 from .errors import VoiceInputError
+from .resample import Resampler
 
 SAMPLE_RATE = 16000
 HOP = 160                       # 10 ms
@@ -42,12 +43,13 @@ class ContentFrontend(nn.Module):
         self.mel = torchaudio.transforms.MelSpectrogram(SAMPLE_RATE, n_fft=N_FFT, win_length=WIN,
                                                         hop_length=HOP, n_mels=N_MELS, f_min=20.0,
                                                         f_max=7600.0, power=2.0)
+        self.resampler = Resampler(kernel_dtype=torch.float32)  # kept kernels, each rate to 16 kHz
 
     def log_mel(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Un-normalised log-mel ``(frames, N_MELS)``; ``audio`` is 1-d."""
         x = audio.float().reshape(-1)
         if sample_rate != SAMPLE_RATE:
-            x = torchaudio.functional.resample(x, int(sample_rate), SAMPLE_RATE)
+            x = self.resampler(x, int(sample_rate), SAMPLE_RATE)
         return torch.log(self.mel(x) + 1e-6).transpose(0, 1)
 
     @staticmethod

@@ -25,11 +25,14 @@ class Resampler:
     kernels of the last ``cache_size`` rate pairs (per device) it built.
 
     Held by its owner (the pre- and post-processing stages build one in ``setup``); building
-    and the cache are under a lock, so threads may share one.
+    and the cache are under a lock, so threads may share one. ``kernel_dtype``: the kernels'
+    precision (``None``: torchaudio.transforms' float64; ``torch.float32``: that of
+    ``torchaudio.functional.resample`` on float32 audio, whose output it then equals bit for bit).
     """
 
-    def __init__(self, cache_size: int = 32):
+    def __init__(self, cache_size: int = 32, kernel_dtype: torch.dtype | None = None):
         self.cache_size = int(cache_size)
+        self.kernel_dtype = kernel_dtype
         self._cache: "OrderedDict[tuple[int, int, str], torchaudio.transforms.Resample]" = OrderedDict()
         self._lock = threading.Lock()
 
@@ -42,7 +45,7 @@ class Resampler:
         with self._lock:
             tr = self._cache.get(key)
             if tr is None:
-                tr = self._cache[key] = torchaudio.transforms.Resample(orig, new).to(x.device)
+                tr = self._cache[key] = torchaudio.transforms.Resample(orig, new, dtype=self.kernel_dtype).to(x.device)
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
             else:

@@ -38,20 +38,25 @@ def _median_filter(x: torch.Tensor, k: int) -> torch.Tensor:
 def track_f0(audio: torch.Tensor, sr: int, hop_length: int, f0_min: float = f0range.KERNEL.floor,
              f0_max: float = f0range.KERNEL.ceil, threshold: float = 0.2, voicing_threshold: float = 0.35,
              analysis_sr: int = 8000, silence_db: float = -50.0,
-             floor_dbfs: float = SILENCE_FLOOR_DBFS, return_prob: bool = False):
+             floor_dbfs: float = SILENCE_FLOOR_DBFS, return_prob: bool = False, resampler=None):
     """YIN F0 in torch.
 
     audio: 1-D float tensor (any device). Returns f0 (Hz, 0 where unvoiced) and voiced
     (bool), both [n_frames(len(audio), hop_length)], on audio's device. With
     return_prob=True a third tensor (periodicity 1 - min CMNDF, in 0..1) is returned.
-    The signal is first resampled to `analysis_sr` (8 kHz: enough for speech F0, and cheaper).
+    The signal is first resampled to `analysis_sr` (8 kHz: enough for speech F0, and cheaper),
+    by `resampler` (a :class:`~vcgraph_voice.resample.Resampler` that keeps its kernels) when
+    given, else with a kernel built for this call.
     """
     x = audio.float().reshape(-1)
     dev = x.device
     n_out = n_frames(x.numel(), hop_length)
     if analysis_sr and sr > analysis_sr:
-        g = math.gcd(int(sr), int(analysis_sr))
-        x = AF.resample(x, sr // g, analysis_sr // g)
+        if resampler is not None:
+            x = resampler(x, sr, analysis_sr)
+        else:
+            g = math.gcd(int(sr), int(analysis_sr))
+            x = AF.resample(x, sr // g, analysis_sr // g)
         fs = analysis_sr
     else:
         fs = sr

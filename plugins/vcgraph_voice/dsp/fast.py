@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from . import f0range, mel
+from ..resample import Resampler
 from .f0 import track_f0, track_f0_world
 from .vocoder import EnvelopeAnalyzer, HarmonicNoiseSynth
 
@@ -68,7 +69,8 @@ class FastParams:
 
 class FastResources:
     """What the fast method builds once and keeps: the envelope analyser and the vocoder
-    (per sample rate, analysis settings and device) and the mel bands (per layout and device).
+    (per sample rate, analysis settings and device), the mel bands (per layout and device) and
+    the F0 tracker's resampling kernels.
 
     Built on first use and held by the owner (a stage, from ``setup``); the tables are only
     read afterwards, and building is under a lock, so threads may share one object. The
@@ -79,6 +81,7 @@ class FastResources:
         self._lock = threading.Lock()
         self._modules: dict[tuple, tuple[EnvelopeAnalyzer, HarmonicNoiseSynth]] = {}
         self._mel: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.resampler = Resampler(kernel_dtype=torch.float32)  # to the F0 tracker's 8 kHz
 
     def modules(self, sr: int, p: "FastParams", device) -> tuple[EnvelopeAnalyzer, HarmonicNoiseSynth]:
         """(envelope analyser, harmonic-plus-noise vocoder) for ``sr`` and ``p`` on ``device``."""
@@ -180,12 +183,12 @@ def analyze(audio, sr: int, params: FastParams | None = None,
     dev = torch.device(p.device)
     x = _as_tensor(audio, dev)
     hop = p.hop(sr)
+    res = resources or FastResources()
     if p.f0_method == "dio":
         f0, voiced = track_f0_world(x, sr, hop, p.f0_min, p.f0_max)
     else:
         f0, voiced = track_f0(x, sr, hop, p.f0_min, p.f0_max, threshold=p.yin_threshold,
-                              voicing_threshold=p.voicing_threshold)
-    res = resources or FastResources()
+                              voicing_threshold=p.voicing_threshold, resampler=res.resampler)
     ana, _ = res.modules(sr, p, dev)
     env, ap, _ = ana(x, f0)
     T = env.shape[0]
