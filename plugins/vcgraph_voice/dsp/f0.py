@@ -13,8 +13,8 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchaudio.functional as AF
 
+from ..resample import Resampler
 from . import f0range
 
 __all__ = ["track_f0", "track_f0_world", "n_frames"]
@@ -45,18 +45,14 @@ def track_f0(audio: torch.Tensor, sr: int, hop_length: int, f0_min: float = f0ra
     (bool), both [n_frames(len(audio), hop_length)], on audio's device. With
     return_prob=True a third tensor (periodicity 1 - min CMNDF, in 0..1) is returned.
     The signal is first resampled to `analysis_sr` (8 kHz: enough for speech F0, and cheaper),
-    by `resampler` (a :class:`~vcgraph_voice.resample.Resampler` that keeps its kernels) when
-    given, else with a kernel built for this call.
+    by `resampler` (a :class:`~vcgraph_voice.resample.Resampler` that keeps its kernels; without
+    one, a kernel is built for this call).
     """
     x = audio.float().reshape(-1)
     dev = x.device
     n_out = n_frames(x.numel(), hop_length)
     if analysis_sr and sr > analysis_sr:
-        if resampler is not None:
-            x = resampler(x, sr, analysis_sr)
-        else:
-            g = math.gcd(int(sr), int(analysis_sr))
-            x = AF.resample(x, sr // g, analysis_sr // g)
+        x = (resampler or Resampler(cache_size=1, kernel_dtype=torch.float32))(x, sr, analysis_sr)
         fs = analysis_sr
     else:
         fs = sr
