@@ -290,3 +290,44 @@ def test_a_profile_without_content_data_says_to_enrol_again(content_pipeline, pr
     x, sr = voice_data.source()
     with pytest.raises(VoiceConversionError, match="no data for the 'content' method.*enrol it again"):
         content_pipeline.convert(x, loaded, sample_rate=sr)
+
+
+def _saved_with(profile, tmp_path, **changes):
+    """``profile`` saved, with arrays changed (None removes one), as a file's arrays would be."""
+    path = tmp_path / "changed.vcp"
+    profile.save(path)
+    with np.load(path) as data:
+        arrays = dict(data)
+    for k, v in changes.items():
+        if v is None:
+            arrays.pop(k)
+        else:
+            arrays[k] = v
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    return path
+
+
+def test_the_profile_records_the_encoder_that_made_its_content(profile):
+    shipped = cm.load_encoder()
+    assert profile.methods["content"]["encoder"].tobytes() == shipped.identity
+    assert shipped.identity == cm.weights_identity(cm.load_encoder().state_dict())  # stable
+
+
+def test_content_of_another_encoder_is_refused_not_matched(content_pipeline, profile, tmp_path):
+    """Content features of two encoders are not comparable: a profile made by another encoder
+    is a clear error that says to enrol again (the stream: test_stream_content.py)."""
+    from vcgraph_voice import VoiceConversionError
+    from vcgraph_voice.profile import VoiceProfile
+    other = VoiceProfile.load(_saved_with(profile, tmp_path, **{"content/encoder": np.arange(8, dtype=np.uint8)}))
+    x, sr = voice_data.source()
+    with pytest.raises(VoiceConversionError, match="made by content encoder 0001020304050607.*Enrol the voice again"):
+        content_pipeline.convert(x, other, sample_rate=sr)
+
+
+def test_a_version_2_profile_is_migrated_to_the_encoder_of_its_time(profile, tmp_path):
+    from vcgraph_voice.profile import LEGACY_CONTENT_ENCODER, VoiceProfile
+    old = VoiceProfile.load(_saved_with(profile, tmp_path, version=np.array(2), **{"content/encoder": None}))
+    assert old.methods["content"]["encoder"].tobytes() == LEGACY_CONTENT_ENCODER
+    with pytest.raises(Exception, match="'content/encoder' is missing"):   # version 3 must carry it
+        VoiceProfile.load(_saved_with(profile, tmp_path, **{"content/encoder": None}))

@@ -161,3 +161,14 @@ def test_a_profile_without_content_data_is_refused(pipe):
     fast_only = enroll_files([str(voice_data.target_paths()[0])], presets=["fast"])
     with pytest.raises(VoiceInputError, match="--presets content"):
         VoiceStream(pipe, fast_only, sample_rate=SR, block_size=320)
+
+
+def test_a_profile_of_another_content_encoder_is_refused_by_the_stream(pipe, profile, src):
+    """Matching a stream's content features against another encoder's would pick wrong frames
+    silently; the stream says to enrol again instead."""
+    from vcgraph_voice.profile import VoiceProfile
+    content = dict(profile.methods["content"], encoder=np.arange(8, dtype=np.uint8))
+    other = VoiceProfile(profile.embedding, dict(profile.methods, content=content), profile.seconds)
+    vs = VoiceStream(pipe, other, sample_rate=SR, block_size=320)
+    with pytest.raises(Exception, match="made by content encoder 0001020304050607.*Enrol the voice again"):
+        vs.convert(src[:SR])

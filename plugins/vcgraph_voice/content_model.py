@@ -5,10 +5,13 @@
 10 ms frames (pocketsphinx's grid, so labels line up one to one), normalised per utterance.
 ``ContentEncoder`` is a small convolutional network with a bounded look-ahead
 (``LOOKAHEAD_FRAMES``), so it can run block by block later. Weights are safetensors, loaded
-without pickle; ``load_encoder`` checks names and shapes and says what is wrong.
+without pickle; ``load_encoder`` checks names and shapes and says what is wrong, and gives the
+model its ``identity`` (:func:`weights_identity`), which profiles record beside the content
+features it made: features of two different encoders are not comparable.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -122,7 +125,19 @@ def load_encoder(path: str = WEIGHTS, device: str | torch.device = "cpu") -> Con
         raise VoiceInputError(f"{path}: weights do not fit this content model "
                               f"(mismatched: {', '.join(sorted(problems or set(state) - set(expected))[:4])})")
     model.load_state_dict(state)
-    return model.eval().to(device)
+    model = model.eval().to(device)
+    model.identity = weights_identity(state)
+    return model
+
+
+def weights_identity(state: dict[str, torch.Tensor]) -> bytes:
+    """8 bytes of the SHA-256 of the weights (names, shapes, float32 values): the same for the
+    same network whatever file or metadata carries it."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().to("cpu", torch.float32).contiguous()
+        h.update(name.encode()); h.update(str(tuple(t.shape)).encode()); h.update(t.numpy().tobytes())
+    return h.digest()[:8]
 
 
 def weights_metadata(path: str = WEIGHTS) -> dict:

@@ -11,6 +11,11 @@ A profile is a ``.vcp`` file: an ``.npz`` archive of plain arrays (loaded with
 
 Version 2 added the ``content`` method's part; a version-1 profile still loads and serves the
 methods it has, and converting with a method it lacks is a clear error that says to enrol again.
+Version 3 records which content encoder made the content part (``content/encoder``: 8 bytes of
+its weights' SHA-256, :func:`~vcgraph_voice.content_model.weights_identity`): features of two
+encoders are not comparable. A version-2 profile's content part was made by the encoder shipped
+until then (:data:`LEGACY_CONTENT_ENCODER`, filled in on load); converting it with another
+encoder is a clear error that says to enrol again.
 
 Loading treats the file as untrusted: every member's ``.npy`` header is read first, and a
 pickle (object dtype), a declared size beyond :data:`MAX_ARRAY_BYTES` in all, a header that
@@ -30,7 +35,9 @@ from .errors import VoiceInputError
 from .validation import EMBEDDING_SIZE, normalize_embedding
 
 FORMAT = "vcgraph-profile"
-VERSION = 2
+VERSION = 3
+#: the content encoder that made every version-2 profile's content part
+LEGACY_CONTENT_ENCODER = bytes.fromhex("3efaedce2c5c78d8")
 MAX_PROFILE_BYTES = 512 * 1024 * 1024
 MAX_ARRAY_BYTES = 1024 * 1024 * 1024  # all arrays together, as their headers declare them
 MAX_MEMBERS = 4096
@@ -164,6 +171,8 @@ def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> "VoiceProfile":
         if value.dtype.kind == "f" and not np.isfinite(value).all():
             raise VoiceInputError(f"'{key}' has NaN/Inf values")
         methods.setdefault(method, {})[name] = value
+    if version < 3 and "content" in methods:  # migrate: made by the encoder of that time
+        methods["content"].setdefault("encoder", np.frombuffer(LEGACY_CONTENT_ENCODER, np.uint8).copy())
     for method, data in methods.items():
         check_method_data(method, data)
     return cls(arrays["embedding"], methods, seconds)
@@ -176,7 +185,8 @@ METHOD_SHAPES: dict[str, dict[str, tuple]] = {
              "lf0_mean": (1,), "lf0_std": (1,), "mel_fmax": (1,)},
     "content": {"mel_mean_v": ("B",), "mel_std_v": ("B",), "mel_mean_u": ("B",), "mel_std_u": ("B",),
                 "lf0_mean": (1,), "lf0_std": (1,), "mel_fmax": (1,),
-                "content": ("N", "C"), "log_env": ("N", "F"), "ap": ("N", "F"), "voiced": ("N",), "sr": (1,)},
+                "content": ("N", "C"), "log_env": ("N", "F"), "ap": ("N", "F"), "voiced": ("N",), "sr": (1,),
+                "encoder": (8,)},
     "quality": {"feat": ("N", "M"), "logsp": ("N", "K"), "fine": ("N",), "coarse": ("N",), "ctx": ("N",),
                 "logsp_mean": ("K",), "logsp_std": ("K",), "lf0_mean": (), "lf0_std": (), "sr": ()},
 }

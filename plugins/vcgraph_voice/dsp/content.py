@@ -72,13 +72,24 @@ def analyze(audio, sr: int, encoder, frontend, params: "fast.FastParams",
     x = fast._as_tensor(audio, torch.device(params.device))
     a["content"] = content_features(encoder, frontend, x, sr, a["log_env"].shape[0],
                                     params.hop(sr)).to(a["log_env"].device)
+    a["encoder"] = encoder_identity(encoder)
     return a
+
+
+def encoder_identity(encoder) -> np.ndarray:
+    """The encoder's identity as profiles store it (uint8[8]; zeros for a model that was not
+    loaded from weights, as in tests)."""
+    return np.frombuffer(getattr(encoder, "identity", bytes(8)), np.uint8).copy()
 
 
 def target_frames(analyses: list[dict]) -> dict[str, np.ndarray]:
     """The content method's part of a profile (npz-safe arrays)."""
     cat = lambda key: torch.cat([a[key].float().cpu() for a in analyses])
     out = fast.target_stats(analyses)
+    ids = {bytes(a["encoder"]) for a in analyses}
+    if len(ids) != 1:
+        raise ValueError("the reference analyses were made by different content encoders")
+    out["encoder"] = np.asarray(analyses[0]["encoder"], np.uint8)
     out["content"] = cat("content").numpy().astype(np.float16)
     out["log_env"] = cat("log_env").numpy().astype(np.float16)
     out["ap"] = cat("ap").numpy().astype(np.float16)

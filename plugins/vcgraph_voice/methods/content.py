@@ -19,6 +19,7 @@ from pydantic import Field
 from vcgraph.stage import StageConfig, implementation
 
 from .. import content_model as cm
+from ..errors import VoiceInputError
 from ..dsp import content as kernels
 from ..dsp import fast as fast_kernels
 from ..dsp.content import ContentParams
@@ -34,15 +35,17 @@ class ContentAnalysis(FastAnalysis):
     """The fast method's analysis plus the content encoder's output on the same 5 ms grid."""
 
     content: torch.Tensor  # [T, 64 + N_CLASSES]: bottleneck, log phone-state posteriors
+    encoder: np.ndarray    # [8] uint8: the identity of the encoder that made ``content``
 
     @classmethod
     def from_kernel(cls, a: dict) -> "ContentAnalysis":
         """From what :func:`dsp.content.analyze` returns."""
         fast = FastAnalysis.from_kernel(a)
-        return cls(**{f.name: getattr(fast, f.name) for f in dataclasses.fields(FastAnalysis)}, content=a["content"])
+        return cls(**{f.name: getattr(fast, f.name) for f in dataclasses.fields(FastAnalysis)},
+                   content=a["content"], encoder=a["encoder"])
 
     def kernel(self) -> dict:
-        return dict(super().kernel(), content=self.content)
+        return dict(super().kernel(), content=self.content, encoder=self.encoder)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -55,6 +58,24 @@ class ContentTarget(FastTarget):
     ap: np.ndarray               # [N, F] float16
     voiced: np.ndarray           # [N] bool
     sample_rate: np.ndarray = key("sr")  # [1] int32: the rate the frames were analysed at
+    encoder: np.ndarray          # [8] uint8: identity of the content encoder that made ``content``
+
+    def check_encoder(self, identity: np.ndarray) -> None:
+        """Refuse content features of another encoder than the one the source was analysed
+        with: they are not comparable, and matching them would pick wrong frames silently."""
+        check_same_encoder(self.encoder, identity)
+
+
+def check_same_encoder(profile_id, source_id) -> None:
+    """:class:`VoiceInputError` when a profile's content part was made by another encoder."""
+    as_bytes = lambda v: v if isinstance(v, bytes) else np.asarray(v, np.uint8).reshape(-1).tobytes()
+    a, b = as_bytes(profile_id), as_bytes(source_id)
+    if a != b:
+        raise VoiceInputError(
+            f"this profile's content part was made by content encoder {a.hex()}, and this vcgraph's is "
+            f"{b.hex()}: their content features do not match. Enrol the voice again "
+            f"(vcgraph enroll REF.wav ... -o voice.vcp) to convert with the content preset; the fast and "
+            f"quality presets can use the profile as it is")
 
 
 class PreparedTargets:
@@ -117,6 +138,7 @@ class ContentMethod(Method):
 
     def synthesize(self, analysis: ContentAnalysis, target: ContentTarget, params: ContentParams,
                    pitch_shift: float = 0.0) -> torch.Tensor:
+        target.check_encoder(analysis.encoder)
         features, arrays = analysis.kernel(), target.to_arrays()
         fast_params, sr, device = FastParams(device=params.device), int(features["sr"]), features["log_env"].device
         prepared = self.prepared.get(

@@ -20,6 +20,7 @@ from pydantic import Field
 from vcgraph.stage import implementation
 
 from .. import content_model as cm
+from ..methods.content import check_same_encoder
 from .fast_stream import FastStreamFeatures, FastStreamSynthesis, FrameBlock, _dsp
 from .owned import OwnsResources
 from .stream_io import StreamChunk, _state
@@ -70,8 +71,9 @@ class ContentStreamFeatures(FastStreamFeatures, OwnsResources):
         st = _state(ctx, make)
         s = st["settings"]
         with torch.inference_mode():
+            identity = getattr(self.encoder[ctx.device], "identity", bytes(8))
             if not audio.samples.numel():
-                return {"frames": FrameBlock(None, s, sr)}
+                return {"frames": FrameBlock(None, s, sr, identity)}
             frames = st["ana"].push(audio.samples)
             st["content"].push(audio.samples)
             if frames is not None:
@@ -80,7 +82,7 @@ class ContentStreamFeatures(FastStreamFeatures, OwnsResources):
                 if st["content"].available(c) < k0 + T:
                     st["late"] += 1  # never expected: the look-ahead covers the content (tested)
                 frames["content"] = st["content"].frames(k0, k0 + T, c)
-        return {"frames": FrameBlock(frames, s, sr)}
+        return {"frames": FrameBlock(frames, s, sr, identity)}
 
 
 class ContentStreamSynthesis(FastStreamSynthesis):
@@ -111,6 +113,9 @@ class ContentStreamSynthesis(FastStreamSynthesis):
             n_fft = _dsp().frame_grid(frames.sample_rate, frames.settings).n_fft
             state["match"] = StreamMatcher(p, frames.sample_rate, n_fft, env.device, tau_s=c.tau_s)
         matcher = state["match"]
+        if state.get("checked_target") is not target:   # once per target, not per block
+            check_same_encoder(target["encoder"], frames.encoder)
+            state["checked_target"] = target
         matcher.set_target(target)
         env_m, ap_m = matcher.match(fr["content"], env)
         out = c.blend * env_m + (1 - c.blend) * env

@@ -30,6 +30,7 @@ class FrameBlock:
     frames: dict | None
     settings: object
     sample_rate: int
+    encoder: bytes | None = None  # the content encoder's identity, where content features are in frames
 
 
 def _dsp():
