@@ -10,6 +10,10 @@ Voices: espeak-ng's voice variants x English accents, each drawn with its own es
 (F0 level) and speaking rate, then a vocal-tract-length / pitch perturbation by resampling
 (play faster by a factor ``a``: formants and F0 x a). Every voice reads its own sentences
 from ``scripts/content_model/texts.py`` (our own grammar; none is a dev-set sentence).
+With ``--natural N``: N draws more of each voice made from recordings of people that the
+content model's data uses (SVOX Pico's en-US and en-GB, ``pip install ttspico``; RHVoice's bdl
+and clb, ``scripts/content_model/install_rhvoice.sh``), each with its own pitch, rate and
+perturbation; each of those four is a family of its own when tuning.
 No festival voice, no flite, no development voice (rms, slt, awb, kal16) is used.
 
 Each voice goes through the enrolment code path (``Enroller.enroll_audio(..., presets=("fast",))``),
@@ -20,7 +24,7 @@ Then the blending's ``k`` and temperature are tuned by leave-one-variant-out on 
 itself (every voice of one espeak variant held out at a time; the error is measured on the
 statistics the fast synthesis reads, see ``bank.stat_error``), and everything is written.
 
-    python scripts/voice_bank/build.py --jobs 2            # about 20-30 min on 2 cores
+    python scripts/voice_bank/build.py --jobs 2 --natural 24   # about 10-30 min on 2 cores
     python scripts/voice_bank/build.py --reuse /tmp/vb     # re-tune / re-write from cached voices
 """
 from __future__ import annotations
@@ -80,15 +84,40 @@ def voice_list(per_variant: int, seed: int) -> list[dict]:
     return out
 
 
+def natural_voices(per_voice: int, seed: int) -> list[dict]:
+    """``per_voice`` draws of each of Pico's and RHVoice's English voices (make_data's)."""
+    import make_data
+    r = random.Random(seed + 3)
+    out = []
+    for engine, names in (("pico", make_data.PICO_VOICES), ("rhvoice", make_data.RHVOICE_VOICES)):
+        for name in names:
+            for _ in range(per_voice):
+                if engine == "pico":
+                    v = dict(make_data.pico_voice(r), lang=name, name=f"pico-{name}")
+                else:
+                    v = dict(make_data.rhvoice_voice(r), voice=name, name=f"rhvoice-{name}")
+                a = round(r.uniform(0.84, 1.18) * 50) / 50
+                out.append(dict(v, variant=v["name"], factor=a,
+                                name=f"{v['name']}/p{v['pitch']}/r{v['rate']}/a{a:.2f}"))
+    return out
+
+
 def synth(voice: dict, text: str, path: str, seed: int) -> np.ndarray:
     """One utterance of ``voice`` at 22.05 kHz, perturbed by the voice's factor, with a little
     silence and a noise floor around it."""
     import soundfile as sf
     import torch
     import torchaudio
-    subprocess.run(["espeak-ng", "-v", f"{voice['accent']}+{voice['variant']}", "-p", str(voice["pitch"]),
-                    "-s", str(voice["rate"]), "-w", path, text], check=True, capture_output=True)
-    x, sr = sf.read(path, dtype="float32")
+    if voice.get("engine") == "pico":
+        import make_data
+        x, sr = make_data.pico_say(voice, text)
+    elif voice.get("engine") == "rhvoice":
+        import rhvoice
+        x, sr = rhvoice.say(voice["voice"], text, rate=voice["rate"], pitch=voice["pitch"])
+    else:
+        subprocess.run(["espeak-ng", "-v", f"{voice['accent']}+{voice['variant']}", "-p", str(voice["pitch"]),
+                        "-s", str(voice["rate"]), "-w", path, text], check=True, capture_output=True)
+        x, sr = sf.read(path, dtype="float32")
     if x.ndim > 1:
         x = x.mean(1)
     y = torch.from_numpy(x)
@@ -127,7 +156,7 @@ def make_voices(a) -> list[dict]:
     forbidden = set()
     if os.path.exists(DEV_SENTENCES):
         forbidden = {l.strip().lower() for l in open(DEV_SENTENCES)}
-    vs = voice_list(a.per_variant, a.seed)
+    vs = voice_list(a.per_variant, a.seed) + natural_voices(a.natural, a.seed)
     sents = texts.sentences(len(vs) * a.sentences, a.seed + 1, forbidden)
     r = random.Random(a.seed + 2)
     items = [(v, sents[i * a.sentences:(i + 1) * a.sentences], r.randrange(1 << 30)) for i, v in enumerate(vs)]
@@ -135,7 +164,7 @@ def make_voices(a) -> list[dict]:
     jobs = [(items[i:i + chunk], i // chunk) for i in range(0, len(items), chunk)]
     results: dict[int, list] = {}
     t0 = time.time()
-    print(f"{len(vs)} voices ({len(variants())} espeak variants x {a.per_variant}), "
+    print(f"{len(vs)} voices ({len(variants())} espeak variants x {a.per_variant}, {a.natural} x 4 natural), "
           f"{a.sentences} sentences each; {a.jobs} jobs", flush=True)
     from multiprocessing import Pool
     done = 0
@@ -172,6 +201,7 @@ def main():
     ap.add_argument("--reuse", action="store_true", help="use the cached voices of --work (no synthesis)")
     ap.add_argument("--per-variant", type=int, default=3)
     ap.add_argument("--sentences", type=int, default=8)
+    ap.add_argument("--natural", type=int, default=0, help="draws of each Pico / RHVoice voice")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
@@ -192,7 +222,7 @@ def main():
           f"(held-out error {best['error']:.4f}; nearest-1: {table['nearest1']:.4f}; "
           f"bank mean: {table['mean']:.4f})", flush=True)
     meta = {"voices": len(voices), "variants": len(families), "sentences": a.sentences,
-            "per_variant": a.per_variant, "seed": a.seed, "seconds_total": float(arrays["seconds"].sum()),
+            "per_variant": a.per_variant, "natural": a.natural, "seed": a.seed, "seconds_total": float(arrays["seconds"].sum()),
             "tuning": table, "build_seconds": round(time.time() - t0, 1)}
     bank.write(a.out, arrays["embedding"], stats, family, [v["name"] for v in voices], families,
                k=best["k"], temperature=best["temperature"], meta=meta)
