@@ -97,9 +97,9 @@ def rhvoice_voice(r: random.Random) -> dict:
             "rate": round(r.uniform(-0.25, 0.3), 2), "name": f"rhvoice-{name}"}
 
 
-def synth(voice: dict, text: str, path: str, seed: int) -> np.ndarray:
-    """16 kHz speech with 0.2-0.4 s of quiet noise at both ends (the aligner needs silence
-    around the words, and real recordings have a noise floor)."""
+def speak(voice: dict, text: str, path: str) -> tuple[np.ndarray, int]:
+    """(mono float32 samples, sample rate) of ``text`` in ``voice`` (espeak-ng, Pico or
+    RHVoice, by the voice's ``engine``); ``path`` is a scratch file for espeak-ng."""
     if voice.get("engine") == "pico":
         x, sr = pico_say(voice, text)
     elif voice.get("engine") == "rhvoice":
@@ -109,8 +109,13 @@ def synth(voice: dict, text: str, path: str, seed: int) -> np.ndarray:
         subprocess.run(["espeak-ng", "-v", f"{voice['accent']}+{voice['variant']}", "-p", str(voice["pitch"]),
                         "-s", str(voice["rate"]), "-w", path, text], check=True, capture_output=True)
         x, sr = sf.read(path, dtype="float32")
-    if x.ndim > 1:
-        x = x.mean(1)
+    return (x.mean(1) if x.ndim > 1 else x), sr
+
+
+def synth(voice: dict, text: str, path: str, seed: int) -> np.ndarray:
+    """16 kHz speech with 0.2-0.4 s of quiet noise at both ends (the aligner needs silence
+    around the words, and real recordings have a noise floor)."""
+    x, sr = speak(voice, text, path)
     if sr != 16000:
         x = __import__("torchaudio").functional.resample(torch.from_numpy(x), sr, 16000).numpy()
     r = np.random.default_rng(seed)

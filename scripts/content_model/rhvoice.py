@@ -53,11 +53,6 @@ class _SynthParams(C.Structure):
                 ("capitals_mode", C.c_int), ("flags", C.c_int)]
 
 
-class _VoiceInfo(C.Structure):
-    _fields_ = [("language", C.c_char_p), ("name", C.c_char_p),
-                ("gender", C.c_int), ("country", C.c_char_p)]
-
-
 _state = {"sr": None, "chunks": []}
 
 
@@ -90,10 +85,6 @@ def _get_engine():
                                              C.POINTER(_SynthParams), C.c_void_p]
         _lib.RHVoice_speak.argtypes = [C.c_void_p]
         _lib.RHVoice_delete_message.argtypes = [C.c_void_p]
-        _lib.RHVoice_get_number_of_voices.argtypes = [C.c_void_p]
-        _lib.RHVoice_get_voices.argtypes = [C.c_void_p]
-        _lib.RHVoice_get_voices.restype = C.POINTER(_VoiceInfo)
-        _lib.RHVoice_get_version.restype = C.c_char_p
         cb = _Callbacks()
         cb.set_sample_rate = _on_sr
         cb.play_speech = _on_play
@@ -107,18 +98,6 @@ def _get_engine():
         if not _engine:
             raise RuntimeError("RHVoice_new_tts_engine failed (data_path=%s)" % DATA_PATH)
     return _engine
-
-
-def voices():
-    eng = _get_engine()
-    n = _lib.RHVoice_get_number_of_voices(eng)
-    v = _lib.RHVoice_get_voices(eng)
-    return [(v[i].name.decode(), v[i].language.decode(), v[i].gender) for i in range(n)]
-
-
-def version():
-    _get_engine()
-    return _lib.RHVoice_get_version().decode()
 
 
 def say(voice: str, text: str, rate: float = 0.0, pitch: float = 0.0) -> tuple[np.ndarray, int]:

@@ -105,21 +105,10 @@ def natural_voices(per_voice: int, seed: int) -> list[dict]:
 def synth(voice: dict, text: str, path: str, seed: int) -> np.ndarray:
     """One utterance of ``voice`` at 22.05 kHz, perturbed by the voice's factor, with a little
     silence and a noise floor around it."""
-    import soundfile as sf
     import torch
     import torchaudio
-    if voice.get("engine") == "pico":
-        import make_data
-        x, sr = make_data.pico_say(voice, text)
-    elif voice.get("engine") == "rhvoice":
-        import rhvoice
-        x, sr = rhvoice.say(voice["voice"], text, rate=voice["rate"], pitch=voice["pitch"])
-    else:
-        subprocess.run(["espeak-ng", "-v", f"{voice['accent']}+{voice['variant']}", "-p", str(voice["pitch"]),
-                        "-s", str(voice["rate"]), "-w", path, text], check=True, capture_output=True)
-        x, sr = sf.read(path, dtype="float32")
-    if x.ndim > 1:
-        x = x.mean(1)
+    import make_data
+    x, sr = make_data.speak(voice, text, path)
     y = torch.from_numpy(x)
     a = voice["factor"]
     if a != 1.0 or sr != RATE:  # play faster by a: F0 and formants x a, duration / a
