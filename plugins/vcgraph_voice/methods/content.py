@@ -60,16 +60,12 @@ class ContentTarget(FastTarget):
     sample_rate: np.ndarray = key("sr")  # [1] int32: the rate the frames were analysed at
     encoder: np.ndarray          # [8] uint8: identity of the content encoder that made ``content``
 
-    def check_encoder(self, identity: np.ndarray) -> None:
-        """Refuse content features of another encoder than the one the source was analysed
-        with: they are not comparable, and matching them would pick wrong frames silently."""
-        check_same_encoder(self.encoder, identity)
 
-
-def check_same_encoder(profile_id, source_id) -> None:
-    """:class:`VoiceInputError` when a profile's content part was made by another encoder."""
-    as_bytes = lambda v: v if isinstance(v, bytes) else np.asarray(v, np.uint8).reshape(-1).tobytes()
-    a, b = as_bytes(profile_id), as_bytes(source_id)
+def check_same_encoder(profile_id: np.ndarray, source_id: np.ndarray) -> None:
+    """:class:`VoiceInputError` when a profile's content part was made by another encoder than
+    the source's content features (uint8[8] identities, :func:`dsp.content.encoder_identity`):
+    they are not comparable, and matching them would pick wrong frames silently."""
+    a, b = np.asarray(profile_id, np.uint8).tobytes(), np.asarray(source_id, np.uint8).tobytes()
     if a != b:
         raise VoiceInputError(
             f"this profile's content part was made by content encoder {a.hex()}, and this vcgraph's is "
@@ -138,7 +134,7 @@ class ContentMethod(Method):
 
     def synthesize(self, analysis: ContentAnalysis, target: ContentTarget, params: ContentParams,
                    pitch_shift: float = 0.0) -> torch.Tensor:
-        target.check_encoder(analysis.encoder)
+        check_same_encoder(target.encoder, analysis.encoder)
         features, arrays = analysis.kernel(), target.to_arrays()
         fast_params, sr, device = FastParams(device=params.device), int(features["sr"]), features["log_env"].device
         prepared = self.prepared.get(

@@ -58,6 +58,7 @@ class ContentStreamFeatures(FastStreamFeatures, OwnsResources):
 
     @implementation("cuda", "cpu")
     def run_torch(self, ctx, audio: StreamChunk):
+        from ..dsp.content import encoder_identity
         from ..dsp.content_stream import StreamContent
         self.ready(ctx)
         sr = audio.sample_rate
@@ -65,15 +66,15 @@ class ContentStreamFeatures(FastStreamFeatures, OwnsResources):
         def make():  # the settings once per stream: the content look-ahead builds a resampler off 16 kHz
             s = self.settings_at(self.config, sr)
             return {"settings": s, "ana": _dsp().StreamAnalyzer(sr, s, ctx.device),
+                    "encoder": encoder_identity(self.encoder[ctx.device]),
                     "content": StreamContent(sr, self.encoder[ctx.device], s.fast.hop(sr), ctx.device,
                                              prior_frames=self.config.norm_prior_frames), "late": 0}
 
         st = _state(ctx, make)
         s = st["settings"]
         with torch.inference_mode():
-            identity = getattr(self.encoder[ctx.device], "identity", bytes(8))
             if not audio.samples.numel():
-                return {"frames": FrameBlock(None, s, sr, identity)}
+                return {"frames": FrameBlock(None, s, sr, st["encoder"])}
             frames = st["ana"].push(audio.samples)
             st["content"].push(audio.samples)
             if frames is not None:
@@ -82,7 +83,7 @@ class ContentStreamFeatures(FastStreamFeatures, OwnsResources):
                 if st["content"].available(c) < k0 + T:
                     st["late"] += 1  # never expected: the look-ahead covers the content (tested)
                 frames["content"] = st["content"].frames(k0, k0 + T, c)
-        return {"frames": FrameBlock(frames, s, sr, identity)}
+        return {"frames": FrameBlock(frames, s, sr, st["encoder"])}
 
 
 class ContentStreamSynthesis(FastStreamSynthesis):

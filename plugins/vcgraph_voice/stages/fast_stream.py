@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from pydantic import Field
 
@@ -30,7 +31,7 @@ class FrameBlock:
     frames: dict | None
     settings: object
     sample_rate: int
-    encoder: bytes | None = None  # the content encoder's identity, where content features are in frames
+    encoder: np.ndarray | None = None  # uint8[8]: the content encoder's identity, where frames hold its features
 
 
 def _dsp():
