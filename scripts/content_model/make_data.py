@@ -76,12 +76,12 @@ def pico_voice(r: random.Random) -> dict:
     return {"engine": "pico", "lang": lang, "pitch": pitch, "rate": rate, "name": f"pico-{lang}"}
 
 
-_PICO = {}
-
-
 def pico_say(voice: dict, text: str) -> tuple[np.ndarray, int]:
+    """Pico's speech at 16 kHz. A fresh engine per utterance (about 25 ms): an engine's output
+    depends on what it spoke before, which would make a shard's rows depend on the shards its
+    worker made first."""
     import ttspico
-    eng = _PICO.get(voice["lang"]) or _PICO.setdefault(voice["lang"], ttspico.TtsEngine(voice["lang"]))
+    eng = ttspico.TtsEngine(voice["lang"])
     eng.pitch, eng.rate = voice["pitch"], voice["rate"]
     pcm = eng.speak(text) or b""
     return np.frombuffer(pcm, np.int16).astype(np.float32) / 32768.0, 16000
