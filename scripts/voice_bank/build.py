@@ -88,17 +88,15 @@ def natural_voices(per_voice: int, seed: int) -> list[dict]:
     """``per_voice`` draws of each of Pico's and RHVoice's English voices (make_data's)."""
     import make_data
     r = random.Random(seed + 3)
+    # (engine, voice name, make_data's drawing of a pitch and rate, the field naming the voice)
+    kinds = [("pico", n, make_data.pico_voice, "lang") for n in make_data.PICO_VOICES] + \
+            [("rhvoice", n, make_data.rhvoice_voice, "voice") for n in make_data.RHVOICE_VOICES]
     out = []
-    for engine, names in (("pico", make_data.PICO_VOICES), ("rhvoice", make_data.RHVOICE_VOICES)):
-        for name in names:
-            for _ in range(per_voice):
-                if engine == "pico":
-                    v = dict(make_data.pico_voice(r), lang=name, name=f"pico-{name}")
-                else:
-                    v = dict(make_data.rhvoice_voice(r), voice=name, name=f"rhvoice-{name}")
-                a = round(r.uniform(0.84, 1.18) * 50) / 50
-                out.append(dict(v, variant=v["name"], factor=a,
-                                name=f"{v['name']}/p{v['pitch']}/r{v['rate']}/a{a:.2f}"))
+    for engine, name, draw, field in kinds:
+        for _ in range(per_voice):
+            v = dict(draw(r), **{field: name}, name=f"{engine}-{name}")
+            a = round(r.uniform(0.84, 1.18) * 50) / 50
+            out.append(dict(v, variant=v["name"], factor=a, name=f"{v['name']}/p{v['pitch']}/r{v['rate']}/a{a:.2f}"))
     return out
 
 
