@@ -194,8 +194,15 @@ def test_old_quality_stage_names_still_load(tmp_path):
 
 
 def test_profile_shape_table_covers_each_methods_profile_part():
-    """What loading checks (``profile.METHOD_SHAPES``) is what each method's typed part stores."""
+    """What loading checks (``profile.METHOD_SHAPES``, plus ``OPTIONAL_SHAPES`` where present) is
+    what each method's typed part stores (optional fields: the ones with a default)."""
+    import dataclasses
+
     from vcgraph_voice.methods import get_method, method_names
-    from vcgraph_voice.profile import METHOD_SHAPES
+    from vcgraph_voice.profile import METHOD_SHAPES, OPTIONAL_SHAPES
     for name in method_names():
-        assert set(METHOD_SHAPES[name]) == set(get_method(name).Target.keys().values()), name
+        target = get_method(name).Target
+        keys = target.keys()
+        optional = {keys[f.name] for f in dataclasses.fields(target) if f.default is not dataclasses.MISSING}
+        assert set(METHOD_SHAPES[name]) == set(keys.values()) - optional, name
+        assert set(OPTIONAL_SHAPES.get(name, {})) == optional, name

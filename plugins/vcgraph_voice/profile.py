@@ -16,6 +16,10 @@ its weights' SHA-256, :func:`~vcgraph_voice.content_model.weights_identity`): fe
 encoders are not comparable. A version-2 profile's content part was made by the encoder shipped
 until then (:data:`LEGACY_CONTENT_ENCODER`, filled in on load); converting it with another
 encoder is a clear error that says to enrol again.
+The fast part may also hold ``adaptive_mel_*``: its statistics measured on the pitch-adaptive
+envelope (the fast preset enrols them since 2026-12-03). They are optional, so the version
+did not change: a profile without them converts on the cepstral envelope as before, and an
+older vcgraph ignores them.
 
 Loading treats the file as untrusted: every member's ``.npy`` header is read first, and a
 pickle (object dtype), a declared size beyond :data:`MAX_ARRAY_BYTES` in all, a header that
@@ -192,14 +196,28 @@ METHOD_SHAPES: dict[str, dict[str, tuple]] = {
 }
 
 
+#: arrays a method's data may hold (checked when present): the fast statistics of the
+#: pitch-adaptive envelope, which profiles enrolled before it (and voice-bank estimates) lack
+#: (the content part shares the fast part's statistics fields; the content preset does not
+#: enrol them)
+_ADAPTIVE_STATS = {"adaptive_mel_mean_v": ("B",), "adaptive_mel_std_v": ("B",), "adaptive_mel_mean_u": ("B",),
+                   "adaptive_mel_std_u": ("B",)}
+OPTIONAL_SHAPES: dict[str, dict[str, tuple]] = {"fast": _ADAPTIVE_STATS, "content": _ADAPTIVE_STATS}
+
+
 def check_method_data(method: str, data: dict[str, np.ndarray]) -> None:
     """Raise :class:`VoiceInputError` when a known method's data lacks a key or has a wrong shape
     (methods this vcgraph does not know are kept as they are)."""
     shapes = METHOD_SHAPES.get(method)
     if shapes is None:
         return
+    optional = OPTIONAL_SHAPES.get(method, {})
+    present = [n for n in optional if n in data]
+    if present and len(present) != len(optional):
+        raise VoiceInputError(f"'{method}' has {', '.join(present)} but not "
+                              f"{', '.join(n for n in optional if n not in data)}")
     sizes: dict[str, tuple[int, str]] = {}  # size letter -> (size, the array that set it)
-    for name, dims in shapes.items():
+    for name, dims in {**shapes, **{n: optional[n] for n in present}}.items():
         value = data.get(name)
         if value is None:
             raise VoiceInputError(f"'{method}/{name}' is missing")

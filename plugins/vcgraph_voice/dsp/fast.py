@@ -16,6 +16,11 @@ Conversion = log-F0 Gaussian mapping (+ pitch_shift_semitones), optional formant
 the envelope (alpha, estimated from the target's average spectrum or searched), and
 per-band mean/variance mapping of the log-mel envelope (separately for voiced and
 unvoiced frames), applied as a smooth per-bin log-gain on the linear envelope.
+
+With ``FastParams.adaptive_envelope`` the analysis also returns the pitch-adaptive envelope
+(:mod:`.adaptive_envelope`) and ``target_stats`` its statistics (``adaptive_mel_*``);
+``synthesize`` converts on it when both the features and the statistics have it, else on
+the cepstral envelope (profiles enrolled before, voice-bank estimates, streaming).
 """
 from __future__ import annotations
 
@@ -27,12 +32,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import f0range, mel
+from . import adaptive_envelope as adaptive, f0range, mel
 from ..resample import Resampler
 from .f0 import track_f0, track_f0_world
 from .vocoder import EnvelopeAnalyzer, HarmonicNoiseSynth
 
-__all__ = ["FastParams", "FastResources", "analyze", "target_stats", "synthesize", "convert",
+__all__ = ["FastParams", "FastResources", "analyze", "target_stats", "with_adaptive_envelope", "synthesize", "convert",
            "search_embedding_transform", "mel_matrix", "log_mel", "warp_envelope",
            "warp_factor", "band_centres"]
 
@@ -47,6 +52,7 @@ class FastParams:
     yin_threshold: float = 0.2
     voicing_threshold: float = 0.4
     lifter_ratio: float = 0.7
+    adaptive_envelope: bool = False # also the pitch-adaptive (3-period window) envelope: adaptive_log_env
     ap_floor: float = 0.1
     ap_power: float = 2.0
     n_mels: int = 40
@@ -178,7 +184,9 @@ def analyze(audio, sr: int, params: FastParams | None = None,
             resources: FastResources | None = None) -> dict[str, torch.Tensor]:
     """Feature extraction: f0 [T] (Hz, 0 unvoiced), voiced [T] bool, log_env [T, F]
     (natural-log amplitude envelope), ap [T, F] aperiodicity, log_mel [T, n_mels],
-    speech [T] bool, plus scalars sr / n_samples as 0-d tensors."""
+    speech [T] bool, plus scalars sr / n_samples as 0-d tensors; with
+    ``params.adaptive_envelope`` also adaptive_log_env [T, F], adaptive_log_mel [T, n_mels] and
+    adaptive_speech [T] (:mod:`.adaptive_envelope`)."""
     p = params or FastParams()
     dev = torch.device(p.device)
     x = _as_tensor(audio, dev)
@@ -194,8 +202,13 @@ def analyze(audio, sr: int, params: FastParams | None = None,
     T = env.shape[0]
     f0, voiced = f0[:T], voiced[:T]
     fb, _ = res.mel(sr, p.fft_size(sr), p.n_mels, p.mel_fmax, dev)
-    return {"f0": f0, "voiced": voiced, "log_env": env, "ap": ap, "log_mel": log_mel(env, fb),
-            "speech": _speech_mask(env), "sr": torch.tensor(sr), "n_samples": torch.tensor(x.numel())}
+    out = {"f0": f0, "voiced": voiced, "log_env": env, "ap": ap, "log_mel": log_mel(env, fb),
+           "speech": _speech_mask(env), "sr": torch.tensor(sr), "n_samples": torch.tensor(x.numel())}
+    if p.adaptive_envelope:
+        a_env = adaptive.envelope(x, f0, sr, p.fft_size(sr), hop)
+        out["adaptive_log_env"], out["adaptive_log_mel"] = a_env, log_mel(a_env, fb)
+        out["adaptive_speech"] = _speech_mask(a_env)
+    return out
 
 
 def _class_stats(log_mel, voiced, speech):
@@ -217,12 +230,33 @@ def target_stats(analyses: list[dict]) -> dict[str, np.ndarray]:
     s = torch.cat([a["speech"].cpu() for a in analyses])
     st = _class_stats(mel, v, s)
     out = {k: t.numpy().astype(np.float32) for k, t in st.items()}
+    if all("adaptive_log_mel" in a for a in analyses):  # the same statistics of the adaptive envelope
+        amel = torch.cat([a["adaptive_log_mel"].float().cpu() for a in analyses])
+        s_a = torch.cat([a["adaptive_speech"].cpu() for a in analyses])
+        out.update({ADAPTIVE + k: t.numpy().astype(np.float32) for k, t in _class_stats(amel, v, s_a).items()})
     if lf0.numel() < 5:
         lf0 = torch.tensor([math.log(120.0), math.log(130.0)])
     out["lf0_mean"] = np.array([float(lf0.mean())], np.float32)
     out["lf0_std"] = np.array([float(lf0.std().clamp_min(0.02))], np.float32)
     out["mel_fmax"] = np.array([analyses[0].get("mel_fmax", 7600.0)], np.float32)
     return out
+
+
+ADAPTIVE = "adaptive_"  # prefix of the adaptive envelope's statistics in a profile part
+
+
+def with_adaptive_envelope(features: dict, target_stats: dict) -> tuple[dict, dict] | None:
+    """``(features, target_stats)`` reading the adaptive envelope and its statistics in place of
+    the cepstral ones, or None when either lacks them (a profile enrolled before they existed,
+    a voice-bank estimate, an analysis without ``adaptive_envelope``)."""
+    if "adaptive_log_env" not in features or ADAPTIVE + "mel_mean_v" not in target_stats:
+        return None
+    f = dict(features, log_env=features["adaptive_log_env"], log_mel=features["adaptive_log_mel"],
+             speech=features["adaptive_speech"])
+    ts = dict(target_stats)
+    for k in [k for k in target_stats if k.startswith(ADAPTIVE)]:
+        ts[k[len(ADAPTIVE):]] = target_stats[k]
+    return f, ts
 
 
 def _detrend(v: torch.Tensor) -> torch.Tensor:
@@ -316,6 +350,9 @@ def synthesize(features: dict, target_stats: dict | None, params: FastParams | N
     res = resources or FastResources()
     _, syn = res.modules(sr, p, dev)
     ts = target_stats or {}
+    adaptive_pair = with_adaptive_envelope(features, ts)
+    if adaptive_pair is not None:  # measured on the same envelope: use it
+        features, ts = adaptive_pair
     lf = torch.log(f0.clamp_min(1.0))
     shift = pitch_shift_semitones * math.log(2) / 12
     if "lf0_mean" in ts and bool(voiced.any()):

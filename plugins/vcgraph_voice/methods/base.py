@@ -57,15 +57,18 @@ class ProfilePart:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "ProfilePart":
-        """The part from a profile's arrays for this method (unknown keys are ignored)."""
-        missing = [k for k in cls.keys().values() if k not in arrays]
+        """The part from a profile's arrays for this method (unknown keys are ignored; a field
+        with a default may be absent)."""
+        optional = {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+        missing = [k for f, k in cls.keys().items() if k not in arrays and f not in optional]
         if missing:
             raise VoiceInputError(f"the profile's data for this method lacks {', '.join(missing)}")
-        return cls(**{field: arrays[k] for field, k in cls.keys().items()})
+        return cls(**{field: arrays[k] for field, k in cls.keys().items() if k in arrays})
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays as a profile stores them (and as the ``dsp`` kernels read them)."""
-        return {k: getattr(self, field) for field, k in self.keys().items()}
+        """The arrays as a profile stores them (and as the ``dsp`` kernels read them); absent
+        optional fields are left out."""
+        return {k: v for field, k in self.keys().items() if (v := getattr(self, field)) is not None}
 
 
 # -- methods ---------------------------------------------------------------------------------

@@ -36,18 +36,25 @@ class FastAnalysis:
     speech: torch.Tensor    # [T] bool: frames within 45 dB of the loudest
     sample_rate: int
     n_samples: int
+    adaptive_log_env: torch.Tensor | None = None  # [T, F] the pitch-adaptive envelope (adaptive_envelope)
+    adaptive_log_mel: torch.Tensor | None = None  # [T, n_mels] its band averages
+    adaptive_speech: torch.Tensor | None = None   # [T] bool: speech frames by its energy
 
     @classmethod
     def from_kernel(cls, a: dict) -> "FastAnalysis":
         """From what :func:`dsp.fast.analyze` returns."""
         return cls(a["f0"], a["voiced"], a["log_env"], a["ap"], a["log_mel"], a["speech"], int(a["sr"]),
-                   int(a["n_samples"]))
+                   int(a["n_samples"]), a.get("adaptive_log_env"), a.get("adaptive_log_mel"), a.get("adaptive_speech"))
 
     def kernel(self) -> dict:
         """What the ``dsp.fast`` kernels read."""
-        return {"f0": self.f0, "voiced": self.voiced, "log_env": self.log_env, "ap": self.ap,
-                "log_mel": self.log_mel, "speech": self.speech, "sr": torch.tensor(self.sample_rate),
-                "n_samples": torch.tensor(self.n_samples)}
+        out = {"f0": self.f0, "voiced": self.voiced, "log_env": self.log_env, "ap": self.ap,
+               "log_mel": self.log_mel, "speech": self.speech, "sr": torch.tensor(self.sample_rate),
+               "n_samples": torch.tensor(self.n_samples)}
+        if self.adaptive_log_env is not None:
+            out.update(adaptive_log_env=self.adaptive_log_env, adaptive_log_mel=self.adaptive_log_mel,
+                       adaptive_speech=self.adaptive_speech)
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,10 +68,18 @@ class FastTarget(ProfilePart):
     lf0_mean: np.ndarray    # [1] mean log-F0 of voiced frames
     lf0_std: np.ndarray     # [1]
     mel_fmax: np.ndarray    # [1] upper edge of the bands (Hz)
+    # the same band statistics of the pitch-adaptive envelope; absent from profiles enrolled
+    # without it (before 2026-12-03, or by another preset), which convert on the cepstral one
+    adaptive_mel_mean_v: np.ndarray | None = None
+    adaptive_mel_std_v: np.ndarray | None = None
+    adaptive_mel_mean_u: np.ndarray | None = None
+    adaptive_mel_std_u: np.ndarray | None = None
 
 
 class FastMethod(Method):
-    """Analyse with torch YIN (or DIO) and the cepstral envelope; map log-F0 and band statistics."""
+    """Analyse with torch YIN (or DIO) and the cepstral envelope (plus, where the preset asks,
+    the pitch-adaptive one); map log-F0 and band statistics, on the adaptive envelope when the
+    profile was enrolled with it."""
 
     name = "fast"
     Analysis = FastAnalysis
@@ -99,9 +114,14 @@ class FastFeatures(FeatureStage):
         f0_method: Literal["yin", "dio"] = Field("yin", description="yin: vectorised torch YIN (fast, any "
                                                  "device); dio: pyworld DIO + StoneMask (CPU, ~20x slower)")
 
+        adaptive_envelope: bool = Field(False, description="also analyse the pitch-adaptive envelope (a window "
+                                        "three pitch periods long, CheapTrick's recipe; ~+0.006 RTF) and convert "
+                                        "on it toward profiles enrolled with it: keeps more words")
+
     def params(self, device: str) -> FastParams:
         c = self.config
-        return FastParams(f0_min=c.f0_min, f0_max=c.f0_max, f0_method=c.f0_method, device=device)
+        return FastParams(f0_min=c.f0_min, f0_max=c.f0_max, f0_method=c.f0_method,
+                          adaptive_envelope=c.adaptive_envelope, device=device)
 
     @implementation("simplified")
     def run_simplified(self, ctx, audio, source_f0=None):
