@@ -11,7 +11,8 @@ Pairs: each voice -> the next of rms slt awb kal16 (rms again), utterances --utt
 32 sentences), targets enrolled from 1-8, similarity centroids (--sim, resemblyzer GE2E) from 17-24.
 
 A variant (see VARIANTS, or ``name:key=value;key=value`` on the command line) is a set of
-StreamSettings / FastParams overrides (``set``) and an ``oracle`` list: parts of the state that
+StreamSettings / FastParams overrides (``set``; ``graph.KEY=V`` is a graph override, as
+``vcgraph stream --set KEY=V``) and an ``oracle`` list: parts of the state that
 start warm, taken from a first pass over the same sentence:
   lf0      the mapper's source log-F0 statistics      mel   its per-band envelope statistics
   warp     its formant warp (held at the first pass's final alpha)
@@ -90,8 +91,25 @@ def parse_variant(spec):
     return name, v
 
 
+ORACLE_PARTS = ("lf0", "mel", "warp", "peak", "agc")
+
+
+def split_variants(text):
+    """``"a,b:oracle=lf0,mel;x=1"`` -> ``["a", "b:oracle=lf0,mel;x=1"]``: a comma followed by an
+    oracle part continues the variant before it."""
+    out = []
+    for chunk in text.split(","):
+        part = chunk.split(";")[0]
+        if out and part in ORACLE_PARTS and part not in VARIANTS:
+            out[-1] += "," + chunk
+        else:
+            out.append(chunk)
+    return out
+
+
 def apply_settings(s, over):
     """StreamSettings ``s`` with ``{"field": v, "fast.field": v}`` overrides."""
+    over = {k: v for k, v in over.items() if not k.startswith("graph.")}  # graph overrides: open_stream's
     top = {k: v for k, v in over.items() if not k.startswith("fast.")}
     fast = {k[5:]: v for k, v in over.items() if k.startswith("fast.")}
     names = {f.name for f in fields(s)}
@@ -144,7 +162,7 @@ class Patches:
         fs.StreamMapper = mapper
 
         def analyzer(sr, s, dev):
-            a = Analyzer(sr, s, dev)
+            a = Analyzer(sr, apply_settings(s, P.over), dev)  # analysis settings too (adaptive_envelope)
             if P.warm and "peak" in P.parts:
                 a.peak.level = P.warm["peak"]
             P.last["ana"] = a
@@ -279,7 +297,7 @@ def main():
         results["offline"] = summary("offline", rows)
 
     P = Patches()
-    for spec in a.variants.split(","):
+    for spec in split_variants(a.variants):
         name, v = parse_variant(spec)
         P.over, P.parts, P.warm = v.get("set", {}), v.get("oracle", []), None
         rows, t0, alphas = [], time.time(), []
@@ -287,10 +305,12 @@ def main():
             x, sr = sf.read(wav(s, i), dtype="float32")
             block = int(round(sr * a.block_ms / 1000))
             P.warm = None
+            graph = [f"{k[6:]}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in P.over.items()
+                     if k.startswith("graph.")]
             if P.parts:  # first pass: the state left after the whole sentence
-                open_stream(profiles[t], sample_rate=sr, block_size=block).convert(x)
+                open_stream(profiles[t], sample_rate=sr, block_size=block, overrides=graph).convert(x)
                 P.warm = P.capture()
-            y = open_stream(profiles[t], sample_rate=sr, block_size=block).convert(x)
+            y = open_stream(profiles[t], sample_rate=sr, block_size=block, overrides=graph).convert(x)
             alphas.append(float(P.last["map"].alpha))
             if a.save:
                 os.makedirs(os.path.join(a.save, name), exist_ok=True)
