@@ -7,19 +7,24 @@ In one go, under a total time budget (--budget, default 540 s), each step with i
 
   1. env      GPU, driver, torch and CUDA versions, the commit
   2. enroll   a voice profile from examples/audio/target_0*.wav (`vcgraph enroll`)
-  3. parity   per preset (configs/*.yaml) and per node: the cuda implementation fed the very
-              inputs the cpu one got, outputs compared (vcgraph.parity; tolerance: relative RMS
-              error <= 1e-3 per output array), with the time of each
-  4. bench    `vcgraph bench PRESET --kinds cuda --durations 1,5,30`: first call and warm
+  3. parity   per offline preset (configs/*.yaml but stream*) and per node: the cuda
+              implementation fed the very inputs the cpu one got, outputs compared
+              (vcgraph.parity; tolerance: relative RMS error <= 1e-3 per output array)
+  4. tests    the CUDA tests (cuda/cpu parity per stage, the content encoder, lengths)
+  5. bench    `vcgraph bench PRESET --kinds cuda --durations 1,5,30`: first call and warm
               median, RTF, peak RSS and CUDA memory, per node (JSON and text)
-  5. batch    32 conversions of 5 s clips per preset, as users run it (cuda preferred, cpu
+  6. stream   `vcgraph stream --no-pace --json` of stream and stream-content on cuda and on cpu:
+              block ratios, latency, the implementations, and the two outputs' difference
+  7. batch    32 conversions of 5 s clips per preset, as users run it (cuda preferred, cpu
               fallback): clips per second, audio seconds per wall second, which implementation
               each node used, peak CUDA memory
-  6. tests    the whole test suite (`pytest -rs`), CUDA tests included, in the time left
+  8. tests    the whole suite (`pytest -rs`, over the cores with pytest-xdist where it is
+              installed) in the time left
 
-Writes at most 8 files (what a device run can bring back): summary.txt (every step's output,
-what ran and what was skipped), results.json (all figures), bench.txt, parity.txt, batch.txt,
-pytest.log, pytest.xml, voice.vcp. Exits 1 when a step failed (a test, a parity mismatch,
+The most telling steps come first, so a budget cut short loses the least. Writes at most 8
+files (what a device run can bring back): summary.txt (every step's output, what ran and what
+was skipped), results.json (all figures), bench.txt, parity.txt, batch.txt, stream.txt,
+pytest.log, voice.vcp. Exits 1 when a step failed (a test, a parity mismatch,
 an error), else 0.
 
 Without CUDA (this project's CPU machine) the CUDA steps are skipped with the reason, the
@@ -29,7 +34,9 @@ Packages: the GPU machine has torch but not all of vcgraph's dependencies. Run
 ``python3 scripts/gpu_check.py --fetch-wheels .whl`` here first (cp312 manylinux wheels with pip,
 the source of packages without one) and carry ``.whl`` (ignored by git: add it to
 .git/info/exclude); on the GPU machine the script installs ``.whl/*`` into /tmp/site before
-it starts, building the source archives there (no network needed). Device call, for example:
+it starts, building the source archives there (no network needed), then vcgraph and its
+voice plugin from this checkout (the plugin is found through its entry point, which only an
+installed distribution has). Device call, for example:
 ``run(command="python3 scripts/gpu_check.py", carry=[".whl"], timeout_s=600)``.
 """
 from __future__ import annotations
@@ -63,6 +70,7 @@ class Run:
         self.results: dict = {"steps": {}}
         self.failed: list[str] = []
         self.skipped: list[str] = []
+        self.logs: list[str] = []  # pytest's output, every run
 
     def left(self) -> float:
         return self.budget - (time.monotonic() - self.t0)
@@ -110,7 +118,9 @@ def sh(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[int, st
 
 
 def presets() -> list[str]:
-    return sorted(glob.glob(os.path.join(REPO, "configs", "*.yaml")))
+    """The offline presets (the streaming graphs have a step of their own)."""
+    return sorted(p for p in glob.glob(os.path.join(REPO, "configs", "*.yaml"))
+                  if not os.path.basename(p).startswith("stream"))
 
 
 def vcgraph_cmd(*args: str) -> list[str]:
@@ -206,7 +216,7 @@ def step_bench(run: Run, cuda: bool, profile: str | None) -> None:
     text, found = [], {}
     for preset in presets():
         name = os.path.splitext(os.path.basename(preset))[0]
-        cap = min(150.0, run.left() - 30)
+        cap = min(90.0, run.left() - 30)
         if cap < 30:
             run.skip(f"bench {name}", "time budget spent")
             continue
@@ -262,7 +272,7 @@ def step_batch(run: Run, cuda: bool, profile: str | None, n: int = 32, seconds: 
         torch.cuda.reset_peak_memory_stats()
         times, impl = [], {}
         t_all = time.perf_counter()
-        deadline = time.monotonic() + min(120.0, run.left() - 40)
+        deadline = time.monotonic() + min(30.0, run.left() - 40)
         for clip in clips:
             t0 = time.perf_counter()
             res = pipe.run({"audio": clip, "target": base["target"]})
@@ -287,23 +297,87 @@ def step_batch(run: Run, cuda: bool, profile: str | None, n: int = 32, seconds: 
     run.results["batch"] = found
 
 
-def step_tests(run: Run, cuda: bool) -> None:
-    run.step("tests: " + ("the whole suite" if cuda else "the CUDA tests only (no CUDA here)"))
-    cap = run.left() - 10
-    if cap < 30:
-        run.skip("tests", "time budget spent")
+def step_stream(run: Run, cuda: bool, profile: str | None) -> None:
+    """`vcgraph stream` (20 ms blocks, unpaced) on cuda and on cpu: block ratios, and how far apart
+    the two outputs are."""
+    run.step("stream: vcgraph stream --no-pace --json, use_cuda true / false")
+    if not cuda:
+        run.skip("stream", "CUDA is not available on this machine")
         return
-    selection = [] if cuda else ["tests/test_cuda_parity.py", "tests/test_dsp_fast.py", "-k", "cuda"]
-    cmd = [sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider",
-           f"--junitxml={os.path.join(run.out, 'pytest.xml')}", *selection]
-    rc, text, secs = sh(cmd, cap)
-    run.write("pytest.log", text)
-    tail = [ln for ln in text.splitlines() if ln.startswith(("FAILED", "ERROR", "SKIPPED")) or " passed" in ln
-            or " failed" in ln or " skipped" in ln]
-    run.say("\n".join(tail[-60:]))
-    run.results["steps"]["tests"] = {"rc": rc, "seconds": secs, "command": shlex.join(cmd)}
-    if rc not in (0, 5):  # 5: nothing collected
-        run.fail(f"tests (pytest exit {rc})")
+    if not profile:
+        run.skip("stream", "no profile (enroll failed)")
+        return
+    import numpy as np
+    import soundfile as sf
+    src = os.path.join(REPO, "examples", "audio", "source.wav")
+    found, text = {}, []
+    for config in ("stream", "stream-content"):
+        outs = {}
+        for use_cuda in ("true", "false"):
+            if run.left() < 40:
+                run.skip(f"stream {config}", "time budget spent")
+                break
+            wav = os.path.join("/tmp", f"gpu-check-{config}-{use_cuda}.wav")
+            rc, out, secs = sh(vcgraph_cmd("stream", src, "--target", profile, "-o", wav, "--no-pace", "--json",
+                                           "--config", config, "--set", f"settings.use_cuda={use_cuda}"),
+                               min(90.0, run.left() - 30))
+            try:
+                data, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])
+            except ValueError:
+                run.fail(f"stream {config} use_cuda={use_cuda} (exit {rc})")
+                run.say(out[-2000:])
+                continue
+            outs[use_cuda] = sf.read(wav, dtype="float32")[0]
+            found[f"{config} use_cuda={use_cuda}"] = data
+            line = (f"-- {config}, use_cuda={use_cuda} ({secs:.0f} s): block p50 {data.get('p50_block_ratio')} / "
+                    f"p99 {data.get('p99_block_ratio')} of {data.get('block_ms')} ms, latency "
+                    f"{data.get('algorithmic_latency_ms')} ms; " + json.dumps({k: v for k, v in data.items()
+                                                                             if "impl" in k or "node" in k}))
+            run.say(line)
+            text.append(line)
+        if len(outs) == 2:
+            a, b = outs["true"], outs["false"]
+            n = min(len(a), len(b))
+            err = float(np.sqrt(np.mean((a[:n] - b[:n]) ** 2)) / (np.sqrt(np.mean(b[:n] ** 2)) + 1e-12))
+            line = f"   {config}: cuda vs cpu output, relative RMS difference {err:.2e} ({n} samples)"
+            run.say(line)
+            text.append(line)
+            found[f"{config} cuda_vs_cpu_rel_rms"] = err
+    run.write("stream.txt", "\n".join(text) + "\n")
+    run.results["stream"] = found
+
+
+CUDA_TESTS = ["tests/test_cuda_parity.py", "tests/test_content_method.py", "tests/test_dsp_fast.py", "-k", "cuda"]
+
+
+def step_tests(run: Run, cuda: bool, whole: bool = False) -> None:
+    """The CUDA tests; with ``whole`` (on a GPU) the whole suite, spread over the cores when
+    pytest-xdist is there, in the time left."""
+    if whole and not cuda:
+        return
+    run.step("tests: " + ("the whole suite" if whole else "the CUDA tests" + ("" if cuda else " (no CUDA here)")))
+    runs = [("cuda tests", CUDA_TESTS)]
+    if whole:
+        import importlib.util
+        xdist = ["-n", str(min(8, os.cpu_count() or 1))] if importlib.util.find_spec("xdist") else []
+        runs = [("whole suite", xdist)]
+    for label, selection in runs:
+        cap = run.left() - 10
+        if cap < 30:
+            run.skip(f"tests ({label})", "time budget spent")
+            continue
+        cmd = [sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider", *selection]
+        rc, text, secs = sh(cmd, cap)
+        run.logs.append(f"==== {label}: {shlex.join(cmd)} (exit {rc}, {secs:.0f} s)\n{text}")
+        tail = [ln for ln in text.splitlines() if ln.startswith(("FAILED", "ERROR", "SKIPPED")) or " passed" in ln
+                or " failed" in ln or " skipped" in ln]
+        run.say(f"-- {label} (exit {rc}, {secs:.0f} s)\n" + "\n".join(tail[-60:]))
+        run.results["steps"][f"tests {label}"] = {"rc": rc, "seconds": secs, "command": shlex.join(cmd)}
+        if rc == 124:
+            run.skip(f"tests ({label})", f"cut off by the time budget after {secs:.0f} s")
+        elif rc not in (0, 5):  # 5: nothing collected
+            run.fail(f"tests {label} (pytest exit {rc})")
+    run.write("pytest.log", "\n".join(run.logs))
 
 
 def fetch_wheels(folder: str) -> int:
@@ -353,6 +427,9 @@ def install_carried_wheels() -> str | None:
         subprocess.check_call(base + wheels)
     if sources:  # built here, against the image's own setuptools, Cython and numpy
         subprocess.check_call(base + ["--no-build-isolation"] + sources)
+    # vcgraph and its voice plugin themselves: the plugin is found through its entry point, which
+    # only an installed distribution has (the code still runs from the checkout, first on the path)
+    subprocess.check_call(base + ["--no-build-isolation", REPO, os.path.join(REPO, "plugins", "vcgraph_voice")])
     return site
 
 
@@ -361,7 +438,7 @@ def main() -> int:
     ap.add_argument("out", nargs="?", default=os.environ.get("OUT") or "/tmp/vcgraph-gpu-check",
                     help="folder for the files (default: $OUT, else /tmp/vcgraph-gpu-check)")
     ap.add_argument("--budget", type=float, default=540.0, help="total seconds for all steps (default 540)")
-    ap.add_argument("--skip", action="append", default=[], choices=("parity", "bench", "batch", "tests"))
+    ap.add_argument("--skip", action="append", default=[], choices=("parity", "bench", "stream", "batch", "tests"))
     ap.add_argument("--fetch-wheels", metavar="DIR", help="only download the wheels the GPU machine lacks, into DIR")
     args = ap.parse_args()
     if args.fetch_wheels:
@@ -381,7 +458,10 @@ def main() -> int:
     try:
         step_env(run, cuda)
         profile = step_enroll(run)
-        for name, fn in (("parity", step_parity), ("bench", step_bench), ("batch", step_batch)):
+        steps = (("parity", step_parity), ("tests", lambda r, c, _: step_tests(r, c)), ("bench", step_bench),
+                 ("stream", step_stream), ("batch", step_batch),
+                 ("tests", lambda r, c, _: step_tests(r, c, whole=True)))
+        for name, fn in steps:  # the most telling first: a cut budget loses the rest
             if name in args.skip:
                 run.skip(name, "--skip")
             else:
@@ -389,10 +469,6 @@ def main() -> int:
                     fn(run, cuda, profile)
                 except Exception as exc:  # noqa: BLE001 - one step's crash must not lose the others
                     run.fail(f"{name}: {type(exc).__name__}: {exc}")
-        if "tests" in args.skip:
-            run.skip("tests", "--skip")
-        else:
-            step_tests(run, cuda)
     finally:
         rc = run.finish()
     return rc
