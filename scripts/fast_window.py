@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""The fast method's envelope analysis window against its words and voice, kernel level.
+
+Why does the pitch-adaptive envelope keep words offline but not in the stream? This converts
+the dev set with the fast kernels alone (``dsp.fast.convert``; no graph, no output stage),
+each variant enrolling its own target statistics, and scores every output with vc_score's
+judges (GE2E and CAM++ similarity to centroids of utterances 17-24, Whisper and pocketsphinx
+word errors). Variants: ``cep1024`` (the cepstral envelope on the default 1024-sample window:
+64 ms at 16 kHz), ``cep384`` / ``cep512`` (24 / 32 ms, the stream's window is 24 ms),
+``ad1024`` (the pitch-adaptive envelope, the preset's now); ``source`` scores the unconverted
+sources.
+
+    python scripts/fast_window.py cep1024 cep384 ad1024      # ~3 min per variant on 2 cores
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+import numpy as np
+import soundfile as sf
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.path.join(HERE, "..", "..", "shared")
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "plugins"), os.path.join(SHARED, "tools")]
+
+VARIANTS = {"source": None, "cep1024": {}, "cep384": {"n_fft": 384}, "cep512": {"n_fft": 512}, "ad1024": {"adaptive_envelope": True}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("variants", nargs="+", choices=sorted(VARIANTS))
+    ap.add_argument("--data", default=os.path.join(SHARED, "data", "speech-dev"))
+    ap.add_argument("--pairs", default="rms:slt,slt:awb,awb:kal16,kal16:rms")
+    ap.add_argument("--test-utts", default="9-16")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    import vc_score as vs
+    from dev_judges import dev_judges
+    from vcgraph_voice.dsp import fast
+    j = dev_judges(a.data)
+    out = os.path.join(tempfile.gettempdir(), "vcgraph-fast-window.wav")
+    pairs = [p.split(":") for p in a.pairs.split(",")]
+    for name in a.variants:
+        p = fast.FastParams(**(VARIANTS[name] or {}))
+        stats = {} if VARIANTS[name] is None else {
+            t: fast.target_stats([fast.analyze(*sf.read(j.wav(t, i), dtype="float32"), p) for i in vs.span("1-8")])
+            for t in {t for _, t in pairs}}
+        rows = []
+        for s, t in pairs:
+            for i in vs.span(a.test_utts):
+                x, sr = sf.read(j.wav(s, i), dtype="float32")
+                y = x if VARIANTS[name] is None else fast.convert(x, sr, stats[t], p).numpy()
+                sf.write(out, y / (np.abs(y).max() + 1e-9) * 0.5, sr)
+                ref = vs.words(j.sents[i - 1])
+                g, c = vs.unit(j.emb(out)), vs.unit(j.emb2(out))
+                rows.append({"n": len(ref), "e": vs.edits(ref, vs.words(j.asr2(out))),
+                             "e_ps": vs.edits(ref, vs.words(j.asr(out))),
+                             "sim": g @ j.cent[t], "sim_src": g @ j.cent[s],
+                             "ident": max(j.voices, key=lambda v: g @ j.cent[v]) == t,
+                             "sim2": c @ j.cent2[t], "sim2_src": c @ j.cent2[s],
+                             "ident2": max(j.voices, key=lambda v: c @ j.cent2[v]) == t})
+        n = sum(r["n"] for r in rows)
+        m = {k: float(np.mean([r[k] for r in rows])) for k in ("sim", "sim_src", "ident", "sim2", "sim2_src", "ident2")}
+        print(f"{name:8s} GE2E {m['sim']:.3f} / {m['sim_src']:.3f}, ident {m['ident']:.2f}; CAM++ {m['sim2']:.3f} / "
+              f"{m['sim2_src']:.3f}, ident2 {m['ident2']:.2f}; WER Whisper {sum(r['e'] for r in rows) / n:.3f}, "
+              f"pocketsphinx {sum(r['e_ps'] for r in rows) / n:.3f}  ({len(rows)} sentences)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
