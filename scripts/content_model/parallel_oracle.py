@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""The ceiling of frame replacement: the target's *own reading of the same sentence* as the frames.
+
+The content preset replaces each source frame's envelope by target frames found by content.
+Is it the finding that loses words, or the replacing? The dev voices all read the same
+sentences, so here the target frames come from an oracle: the target's reading of the very
+sentence, aligned to the source by DTW (speaker-normalised log-mel, cosine). Each source frame
+takes the envelope and aperiodicity of its aligned target frames; the source keeps its timing,
+frame energy and voicing, and its log-F0 is mapped to the target's statistics (utterances 1-8),
+as in the content preset (fast analysis and HNM vocoder at 22.05 kHz). Variants:
+
+  fast        no replacement: the fast method's statistics mapping (cepstral envelope)
+  oracle      the aligned target frames (blend 1)
+  oracle_0.8  80 % aligned target frames, 20 % the fast mapping (the content preset's blend)
+  oracle_f0   the aligned frames and the aligned target's F0 contour where both are voiced
+  pool        the frames a perfect query finds among the target's *enrolled* frames (utterances
+              1-8, as a profile holds them): each aligned oracle frame's 4 nearest enrolled
+              frames by log-mel shape (level removed, bands standardised; cosine), averaged
+  pool_ctx    the same, the shapes of +-2 frames (+-10 ms) side by side
+
+vc_score's pairs, utterances 9-12 (the target's reading of them is in neither its enrolment
+nor the judges' centroids, 17-24) and judges.
+
+    python scripts/content_model/parallel_oracle.py           # ~4 min on 2 cores
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+import soundfile as sf
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "plugins"))
+sys.path.insert(0, os.path.join(ROOT, "..", "shared", "tools"))
+sys.path.insert(0, os.path.join(HERE, ".."))  # scripts/: dev_judges
+SR = 22050
+VARIANTS = ("fast", "oracle", "oracle_0.8", "oracle_f0", "pool", "pool_ctx")
+
+
+def load(path: str) -> np.ndarray:
+    import librosa
+    x, sr = sf.read(path, dtype="float32")
+    return librosa.resample(x, orig_sr=sr, target_sr=SR) if sr != SR else x
+
+
+def alignment(src: dict, tgt: dict) -> list[np.ndarray]:
+    """For each source frame, the indices of the target frames DTW aligns to it."""
+    import librosa
+
+    def norm(m):
+        m = m.float().cpu().numpy()
+        return ((m - m.mean(0)) / (m.std(0) + 1e-3)).T  # [bands, T], speaker-normalised
+    _, wp = librosa.sequence.dtw(norm(src["log_mel"]), norm(tgt["log_mel"]), metric="cosine")
+    match = [[] for _ in range(src["log_mel"].shape[0])]
+    for i, j in wp:
+        match[i].append(j)
+    return [np.asarray(m) for m in match]
+
+
+def _shapes(env: torch.Tensor, fb: torch.Tensor, norm=None, context: int = 0):
+    from vcgraph_voice.dsp import content
+    m = content._mel_shape(env, fb)
+    norm = norm or (m.mean(0), m.std(0).clamp_min(1e-3))
+    z = (m - norm[0]) / norm[1]
+    if context:
+        T = z.shape[0]
+        z = torch.cat([z[torch.clamp(torch.arange(T) + d, 0, T - 1)] for d in range(-context, context + 1)], 1)
+    return torch.nn.functional.normalize(z, dim=1), norm
+
+
+def pool_frames(query_env: torch.Tensor, pool: list[dict], fb, context: int, k: int = 4):
+    """Mean envelope / aperiodicity of each query frame's ``k`` nearest pool frames by shape."""
+    pe = torch.cat([a["log_env"] for a in pool])
+    pa = torch.cat([a["ap"] for a in pool])
+    _, norm = _shapes(pe, fb)
+    K = torch.cat([_shapes(a["log_env"], fb, norm, context)[0] for a in pool])
+    Q, _ = _shapes(query_env, fb, norm, context)
+    idx = (Q @ K.T).topk(k, dim=1).indices
+    return pe[idx].mean(1), pa[idx].mean(1)
+
+
+def render(variant: str, fs: dict, ft: dict, stats: dict, p, res, pool: list[dict] | None = None) -> np.ndarray:
+    from vcgraph_voice.dsp import fast
+    lf0 = {k: v for k, v in stats.items() if k.startswith("lf0")}
+    mapped, _ = fast.mapped_envelope(fs, stats, p, res)
+    if variant == "fast":
+        return fast.synthesize(fs, stats, p, resources=res).numpy()
+    m = alignment(fs, ft)
+    env_t = torch.stack([ft["log_env"][idx].mean(0) for idx in m])
+    ap_t = torch.stack([ft["ap"][idx].mean(0) for idx in m])
+    if variant.startswith("pool"):
+        fb, _ = res.mel(SR, p.fft_size(SR), p.n_mels, p.mel_fmax, env_t.device)
+        env_t, ap_t = pool_frames(env_t, pool, fb, 2 if variant == "pool_ctx" else 0)
+    env = 0.8 * env_t + 0.2 * mapped if variant == "oracle_0.8" else env_t
+    e_s = 0.5 * torch.logsumexp(2 * fs["log_env"], 1, keepdim=True)  # the source's frame energy kept
+    env = env + (e_s - 0.5 * torch.logsumexp(2 * env, 1, keepdim=True))
+    feats = dict(fs, log_env=env, ap=ap_t)
+    if variant == "oracle_f0":
+        f0_t = torch.stack([ft["f0"][idx].float().mean() if bool(ft["voiced"][idx].all()) else torch.tensor(0.0)
+                            for idx in m])
+        lf = torch.log(fs["f0"].clamp_min(1.0))
+        v = fs["voiced"]
+        mu, sd = lf[v].mean(), lf[v].std().clamp_min(0.02)
+        f0_map = torch.exp((lf - mu) / sd * float(stats["lf0_std"][0]) + float(stats["lf0_mean"][0]))
+        f0 = torch.where(v & (f0_t > 0), f0_t, torch.where(v, f0_map, torch.zeros_like(f0_map)))
+        return fast.synthesize(dict(feats, f0=f0), {}, p, resources=res).numpy()
+    return fast.synthesize(feats, lf0, p, resources=res).numpy()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "speech-dev"))
+    ap.add_argument("--pairs", default="rms:slt,slt:rms,awb:kal16,kal16:awb,slt:awb,kal16:rms")
+    ap.add_argument("--test-utts", default="9-12")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    import vc_score as vs
+    from dev_judges import dev_judges
+    from vcgraph_voice.dsp import fast
+    j = dev_judges(a.data)
+    p, res = fast.FastParams(f0_min=80.0, f0_max=800.0), fast.FastResources()
+    pairs = [pr.split(":") for pr in a.pairs.split(",")]
+    an = {}
+
+    def analysis(v, i):
+        if (v, i) not in an:
+            an[v, i] = fast.analyze(torch.from_numpy(load(j.wav(v, i))), SR, p, res)
+        return an[v, i]
+    stats = {t: fast.target_stats([analysis(t, i) for i in vs.span("1-8")]) for t in {t for _, t in pairs}}
+    out = os.path.join(tempfile.gettempdir(), "vcgraph-parallel-oracle.wav")
+    src_err = {}
+    for variant in a.variants.split(","):
+        rows = []
+        for s, t in pairs:
+            for i in vs.span(a.test_utts):
+                y = render(variant, analysis(s, i), analysis(t, i), stats[t], p, res,
+                           [analysis(t, r) for r in vs.span("1-8")])
+                sf.write(out, y / (np.abs(y).max() + 1e-9) * 0.5, SR)
+                ref = vs.words(j.sents[i - 1])
+                if (s, i) not in src_err:
+                    src_err[s, i] = (vs.edits(ref, vs.words(j.asr(j.wav(s, i)))),
+                                     vs.edits(ref, vs.words(j.asr2(j.wav(s, i)))))
+                g, c = vs.unit(j.emb(out)), vs.unit(j.emb2(out))
+                rows.append({"n": len(ref), "e_ps": vs.edits(ref, vs.words(j.asr(out))),
+                             "e_wh": vs.edits(ref, vs.words(j.asr2(out))), "src_ps": src_err[s, i][0],
+                             "src_wh": src_err[s, i][1], "sim": g @ j.cent[t], "sim_src": g @ j.cent[s],
+                             "ident": max(j.voices, key=lambda v: g @ j.cent[v]) == t, "sim2": c @ j.cent2[t],
+                             "sim2_src": c @ j.cent2[s], "ident2": max(j.voices, key=lambda v: c @ j.cent2[v]) == t})
+        n = sum(r["n"] for r in rows)
+        tot = {k: sum(r[k] for r in rows) for k in ("e_ps", "e_wh", "src_ps", "src_wh")}
+        row = {"variant": variant, **{k: round(float(np.mean([r[k] for r in rows])), 3) for k in
+                                      ("sim", "sim_src", "ident", "sim2", "sim2_src", "ident2")},
+               "wer_ratio": round(tot["e_ps"] / max(tot["src_ps"], 1), 3), "wer2": round(tot["e_wh"] / n, 3),
+               "wer2_src": round(tot["src_wh"] / n, 3), "sentences": len(rows)}
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
