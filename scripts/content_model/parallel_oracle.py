@@ -22,6 +22,16 @@ vc_score's pairs, utterances 9-12 (the target's reading of them is in neither it
 nor the judges' centroids, 17-24) and judges.
 
     python scripts/content_model/parallel_oracle.py           # ~4 min on 2 cores
+
+``--agreement`` scores *queries* instead, in seconds and without judges: for each source frame
+(speech frames only), the 4 enrolled target frames a query finds, averaged, against the oracle
+frame's log-mel shape (cosine, in the target's standardised shape space), and how often the
+query's 4 share a frame with the oracle query's 4. Queries: the content preset's own
+(``preset``: content vector + statistics-mapped spectrum, ``spectral_match`` 0.6), the content
+vector alone (``content``), the mapped spectrum alone (``spectrum``), and the oracle's shape
+itself (``oracle``: the upper bound). A better query for the preset should raise these first.
+
+    python scripts/content_model/parallel_oracle.py --agreement    # ~1 min
 """
 from __future__ import annotations
 
@@ -114,17 +124,68 @@ def render(variant: str, fs: dict, ft: dict, stats: dict, p, res, pool: list[dic
     return fast.synthesize(feats, lf0, p, resources=res).numpy()
 
 
+def agreement(a, j, pairs) -> None:
+    """The ``--agreement`` mode (see the module docstring)."""
+    import vc_score as vs
+    from vcgraph_voice import content_model as cm
+    from vcgraph_voice.dsp import content, fast
+    p, res = fast.FastParams(f0_min=80.0, f0_max=800.0), fast.FastResources()
+    enc, front = cm.load_encoder(), cm.ContentFrontend()
+    an = {}
+
+    def analysis(v, i):
+        if (v, i) not in an:
+            an[v, i] = content.analyze(torch.from_numpy(load(j.wav(v, i))), SR, enc, front, p, res)
+        return an[v, i]
+    fb, _ = res.mel(SR, p.fft_size(SR), p.n_mels, p.mel_fmax, torch.device("cpu"))
+    cp = content.ContentParams(spectral_match=0.6)
+    sums = {}
+    for s, t in pairs:
+        target = content.target_frames([analysis(t, i) for i in vs.span("1-8")])
+        pt = content.prepare_target(target, cp, p, SR, "cpu", res)
+        spec_keys, norm = content.spectral_keys(pt.log_env, fb)
+        for i in vs.span(a.test_utts):
+            fs, ft = analysis(s, i), analysis(t, i)
+            m = alignment(fs, ft)
+            oracle_env = torch.stack([ft["log_env"][idx].mean(0) for idx in m])
+            O = content.spectral_queries(oracle_env, fb, norm)
+            mapped, _ = fast.mapped_envelope(fs, target, p, res)
+            qc = content._matching_features(fs["content"], cp)
+            qs = content.spectral_queries(mapped, fb, norm)
+            queries = {"preset": (content.joint_keys(qc, qs, 0.6), pt.match_keys), "content": (qc, pt.keys),
+                       "spectrum": (qs, spec_keys), "oracle": (O, spec_keys)}
+            top_o = (O @ spec_keys.T).topk(4, dim=1).indices
+            sp = fs["speech"]
+            for name, (q, keys) in queries.items():
+                idx = (q @ keys.T).topk(4, dim=1).indices
+                got = torch.nn.functional.normalize(spec_keys[idx].mean(1), dim=1)
+                cos = (got * O).sum(1)[sp]
+                hit = (idx[:, :, None] == top_o[:, None, :]).any(2).any(1)[sp].float()
+                acc = sums.setdefault(name, [0.0, 0.0, 0])
+                acc[0] += float(cos.sum()); acc[1] += float(hit.sum()); acc[2] += int(sp.sum())
+    for name, (c, h, n) in sums.items():
+        print(json.dumps({"query": name, "cos_to_oracle": round(c / n, 4), "shares_a_frame": round(h / n, 4),
+                          "frames": n}), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "speech-dev"))
     ap.add_argument("--pairs", default="rms:slt,slt:rms,awb:kal16,kal16:awb,slt:awb,kal16:rms")
     ap.add_argument("--test-utts", default="9-12")
+    ap.add_argument("--agreement", action="store_true", help="score queries against the oracle's (no judges)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     import vc_score as vs
     from dev_judges import dev_judges
     from vcgraph_voice.dsp import fast
+    if a.agreement:
+        import types
+        data = a.data
+        j = types.SimpleNamespace(wav=lambda v, i: os.path.join(data, f"{v}_{i:02d}.wav"))
+        agreement(a, j, [pr.split(":") for pr in a.pairs.split(",")])
+        return
     j = dev_judges(a.data)
     p, res = fast.FastParams(f0_min=80.0, f0_max=800.0), fast.FastResources()
     pairs = [pr.split(":") for pr in a.pairs.split(",")]
