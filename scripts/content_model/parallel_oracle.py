@@ -124,6 +124,36 @@ def render(variant: str, fs: dict, ft: dict, stats: dict, p, res, pool: list[dic
     return fast.synthesize(feats, lf0, p, resources=res).numpy()
 
 
+def _whitened(src_content: torch.Tensor, tgt_content: torch.Tensor, context: int = 1):
+    """Bottleneck queries and keys standardised per dimension (each over its own utterances)."""
+    from vcgraph_voice import content_model as cm
+
+    def z(c):
+        f = c[:, :cm.BOTTLENECK].float()
+        f = (f - f.mean(0)) / f.std(0).clamp_min(1e-3)
+        T = f.shape[0]
+        f = torch.cat([f[torch.clamp(torch.arange(T) + 2 * d, 0, T - 1)] for d in range(-context, context + 1)], 1)
+        return torch.nn.functional.normalize(f, dim=1)
+    return z(src_content), z(tgt_content)
+
+
+def _class_query(fs: dict, tgt_content: torch.Tensor, fb, norm, spec_keys, tgt_env, kappa: float = 5.0):
+    """The source's own shape shifted by the posterior-weighted per-phone mean difference."""
+    from vcgraph_voice import content_model as cm
+    from vcgraph_voice.dsp import content
+
+    def post(c):
+        pr = torch.softmax(c[:, cm.BOTTLENECK:].float(), 1)
+        return pr.reshape(pr.shape[0], cm.N_PHONES, cm.N_STATES).sum(2)
+    m_s, m_t = content._mel_shape(fs["log_env"], fb), content._mel_shape(tgt_env, fb)
+    P_s, P_t = post(fs["content"]), post(tgt_content)
+    mu_t = (P_t.T @ m_t) / P_t.sum(0)[:, None].clamp_min(1e-6)
+    prior = mu_t - m_t.mean(0) + m_s.mean(0)
+    mu_s = (P_s.T @ m_s + kappa * prior) / (P_s.sum(0)[:, None] + kappa)
+    q = m_s + P_s @ (mu_t - mu_s)
+    return torch.nn.functional.normalize((q - norm[0]) / norm[1], dim=1)
+
+
 def agreement(a, j, pairs) -> None:
     """The ``--agreement`` mode (see the module docstring)."""
     import vc_score as vs
@@ -154,6 +184,18 @@ def agreement(a, j, pairs) -> None:
             qs = content.spectral_queries(mapped, fb, norm)
             queries = {"preset": (content.joint_keys(qc, qs, 0.6), pt.match_keys), "content": (qc, pt.keys),
                        "spectrum": (qs, spec_keys), "oracle": (O, spec_keys)}
+            if a.more:
+                tc = torch.from_numpy(np.ascontiguousarray(target["content"])).float()
+                for name, kw in (("content_ctx0", {"context": 0}), ("content_ctx2", {"context": 2}),
+                                 ("content_ctx4", {"context": 4}), ("posteriors", {"match_on": "posteriors"})):
+                    c2 = content.ContentParams(**kw)
+                    queries[name] = (content._matching_features(fs["content"], c2), content._matching_features(tc, c2))
+                zq, zk = _whitened(fs["content"], tc)
+                queries["content_z"] = (zq, zk)
+                cq = _class_query(fs, tc, fb, norm, spec_keys, pt.log_env)
+                queries["class"] = (cq, spec_keys)
+                for w in (0.6, 0.8):
+                    queries[f"content+class_{w}"] = (content.joint_keys(qc, cq, w), content.joint_keys(pt.keys, spec_keys, w))
             top_o = (O @ spec_keys.T).topk(4, dim=1).indices
             sp = fs["speech"]
             for name, (q, keys) in queries.items():
@@ -175,6 +217,8 @@ def main() -> None:
     ap.add_argument("--pairs", default="rms:slt,slt:rms,awb:kal16,kal16:awb,slt:awb,kal16:rms")
     ap.add_argument("--test-utts", default="9-12")
     ap.add_argument("--agreement", action="store_true", help="score queries against the oracle's (no judges)")
+    ap.add_argument("--more", action="store_true", help="with --agreement: more queries (context, whitening, "
+                    "posteriors, a per-phone shifted spectrum)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     import vc_score as vs
