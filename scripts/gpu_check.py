@@ -171,13 +171,18 @@ def _inputs(profile: str, seconds: float | None = None):
     return {"audio": audio, "target": load_target(profile)}
 
 
+def _can_run(run: Run, name: str, cuda: bool, profile: str | None) -> bool:
+    """Whether a CUDA step can run; if not, it is recorded as skipped with the reason."""
+    if not cuda:
+        run.skip(name, "CUDA is not available on this machine")
+    elif not profile:
+        run.skip(name, "no profile (enroll failed)")
+    return bool(cuda and profile)
+
+
 def step_parity(run: Run, cuda: bool, profile: str | None) -> None:
     run.step("parity: cuda vs cpu, per node, same inputs")
-    if not cuda:
-        run.skip("parity", "CUDA is not available on this machine")
-        return
-    if not profile:
-        run.skip("parity", "no profile (enroll failed)")
+    if not _can_run(run, "parity", cuda, profile):
         return
     from vcgraph.parity import compare_kinds, format_parity, rows_to_dicts
     text, found = [], {}
@@ -205,11 +210,7 @@ def step_parity(run: Run, cuda: bool, profile: str | None) -> None:
 
 def step_bench(run: Run, cuda: bool, profile: str | None) -> None:
     run.step("bench: vcgraph bench PRESET --kinds cuda at 1, 5, 30 s")
-    if not cuda:
-        run.skip("bench", "CUDA is not available on this machine")
-        return
-    if not profile:
-        run.skip("bench", "no profile (enroll failed)")
+    if not _can_run(run, "bench", cuda, profile):
         return
     from vcgraph.bench import BenchRow, format_rows
     src = os.path.join(REPO, "examples", "audio", "source.wav")
@@ -241,11 +242,7 @@ def step_bench(run: Run, cuda: bool, profile: str | None) -> None:
 
 def step_batch(run: Run, cuda: bool, profile: str | None, n: int = 32, seconds: float = 5.0) -> None:
     run.step(f"batch: {n} conversions of {seconds:g} s clips per preset (cuda preferred, cpu fallback)")
-    if not cuda:
-        run.skip("batch", "CUDA is not available on this machine")
-        return
-    if not profile:
-        run.skip("batch", "no profile (enroll failed)")
+    if not _can_run(run, "batch", cuda, profile):
         return
     import numpy as np
     import torch
@@ -301,11 +298,7 @@ def step_stream(run: Run, cuda: bool, profile: str | None) -> None:
     """`vcgraph stream` (20 ms blocks, unpaced) on cuda and on cpu: block ratios, and how far apart
     the two outputs are."""
     run.step("stream: vcgraph stream --no-pace --json, use_cuda true / false")
-    if not cuda:
-        run.skip("stream", "CUDA is not available on this machine")
-        return
-    if not profile:
-        run.skip("stream", "no profile (enroll failed)")
+    if not _can_run(run, "stream", cuda, profile):
         return
     import numpy as np
     import soundfile as sf
