@@ -1,7 +1,8 @@
 """vc_score's judges of the dev set, set up once for the in-process measuring scripts
-(scripts/content_model/sweep.py, scripts/voice_bank/evaluate.py): GE2E and CAM++ embedders,
+(scripts/content_model/sweep.py, scripts/voice_bank/evaluate.py, ...): GE2E and CAM++ embedders,
 the dev voices' centroids of utterances 17-24 (cached in the temp folder: they do not change
-between runs), pocketsphinx and Whisper recognisers. ``../shared/tools`` must be on sys.path."""
+between runs), pocketsphinx and Whisper recognisers; :func:`judge` scores one output with all
+of them. ``../shared/tools`` must be on sys.path."""
 from __future__ import annotations
 
 import os
@@ -58,3 +59,27 @@ def dev_judges(data: str, whisper: bool = True) -> SimpleNamespace:
     asr2 = vs.whisper_asr() if whisper else None
     return SimpleNamespace(sents=sents, voices=voices, wav=wav, emb=emb, emb2=emb2, cent=cent, cent2=cent2,
                            asr=asr, asr2=asr2)
+
+
+JUDGED = ("sim", "sim_src", "ident", "sim2", "sim2_src", "ident2")  # per-output figures :func:`judge` averages
+
+
+def judge(j: SimpleNamespace, path: str, source: str, target: str, text: str) -> dict:
+    """Every judge's view of one output file of ``source`` converted toward ``target``: GE2E
+    and CAM++ cosine to both voices' centroids and whether the target is the nearest voice
+    (``sim``, ``sim_src``, ``ident``; ``sim2``... for CAM++), and the word edits of
+    pocketsphinx and Whisper against ``text`` (``e_ps``, ``e_wh``; ``n`` reference words)."""
+    import vc_score as vs
+    ref = vs.words(text)
+    g, c = vs.unit(j.emb(path)), vs.unit(j.emb2(path))
+    return {"n": len(ref), "e_ps": vs.edits(ref, vs.words(j.asr(path))),
+            "e_wh": vs.edits(ref, vs.words(j.asr2(path))) if j.asr2 else 0,
+            "sim": g @ j.cent[target], "sim_src": g @ j.cent[source],
+            "ident": max(j.voices, key=lambda v: g @ j.cent[v]) == target,
+            "sim2": c @ j.cent2[target], "sim2_src": c @ j.cent2[source],
+            "ident2": max(j.voices, key=lambda v: c @ j.cent2[v]) == target}
+
+
+def means(rows: list[dict]) -> dict[str, float]:
+    """The mean of each :data:`JUDGED` figure over ``rows`` of :func:`judge`."""
+    return {k: float(np.mean([r[k] for r in rows])) for k in JUDGED}

@@ -39,7 +39,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     import vc_score as vs
-    from dev_judges import dev_judges
+    from dev_judges import dev_judges, judge, means
     from vcgraph_voice.dsp import fast
     j = dev_judges(a.data)
     out = os.path.join(tempfile.gettempdir(), "vcgraph-fast-window.wav")
@@ -55,18 +55,11 @@ def main() -> None:
                 x, sr = sf.read(j.wav(s, i), dtype="float32")
                 y = x if VARIANTS[name] is None else fast.convert(x, sr, stats[t], p).numpy()
                 sf.write(out, y / (np.abs(y).max() + 1e-9) * 0.5, sr)
-                ref = vs.words(j.sents[i - 1])
-                g, c = vs.unit(j.emb(out)), vs.unit(j.emb2(out))
-                rows.append({"n": len(ref), "e": vs.edits(ref, vs.words(j.asr2(out))),
-                             "e_ps": vs.edits(ref, vs.words(j.asr(out))),
-                             "sim": g @ j.cent[t], "sim_src": g @ j.cent[s],
-                             "ident": max(j.voices, key=lambda v: g @ j.cent[v]) == t,
-                             "sim2": c @ j.cent2[t], "sim2_src": c @ j.cent2[s],
-                             "ident2": max(j.voices, key=lambda v: c @ j.cent2[v]) == t})
+                rows.append(judge(j, out, s, t, j.sents[i - 1]))
         n = sum(r["n"] for r in rows)
-        m = {k: float(np.mean([r[k] for r in rows])) for k in ("sim", "sim_src", "ident", "sim2", "sim2_src", "ident2")}
+        m = means(rows)
         print(f"{name:8s} GE2E {m['sim']:.3f} / {m['sim_src']:.3f}, ident {m['ident']:.2f}; CAM++ {m['sim2']:.3f} / "
-              f"{m['sim2_src']:.3f}, ident2 {m['ident2']:.2f}; WER Whisper {sum(r['e'] for r in rows) / n:.3f}, "
+              f"{m['sim2_src']:.3f}, ident2 {m['ident2']:.2f}; WER Whisper {sum(r['e_wh'] for r in rows) / n:.3f}, "
               f"pocketsphinx {sum(r['e_ps'] for r in rows) / n:.3f}  ({len(rows)} sentences)", flush=True)
 
 

@@ -74,41 +74,47 @@ def alignment(src: dict, tgt: dict) -> list[np.ndarray]:
     return [np.asarray(m) for m in match]
 
 
-def _shapes(env: torch.Tensor, fb: torch.Tensor, norm=None, context: int = 0):
+def aligned(frames: torch.Tensor, match: list[np.ndarray]) -> torch.Tensor:
+    """Per source frame, the mean of the target ``frames`` rows :func:`alignment` matched to it."""
+    return torch.stack([frames[idx].mean(0) for idx in match])
+
+
+def _shapes(env: torch.Tensor, fb: torch.Tensor, norm: tuple, context: int = 0) -> torch.Tensor:
+    """Unit vectors of the standardised log-mel shapes of ``env`` (as ``content.spectral_queries``),
+    those of ``context`` frames each side side by side."""
     from vcgraph_voice.dsp import content
-    m = content._mel_shape(env, fb)
-    norm = norm or (m.mean(0), m.std(0).clamp_min(1e-3))
-    z = (m - norm[0]) / norm[1]
+    z = (content._mel_shape(env, fb) - norm[0]) / norm[1]
     if context:
         T = z.shape[0]
         z = torch.cat([z[torch.clamp(torch.arange(T) + d, 0, T - 1)] for d in range(-context, context + 1)], 1)
-    return torch.nn.functional.normalize(z, dim=1), norm
+    return torch.nn.functional.normalize(z, dim=1)
 
 
 def pool_frames(query_env: torch.Tensor, pool: list[dict], fb, context: int, k: int = 4):
     """Mean envelope / aperiodicity of each query frame's ``k`` nearest pool frames by shape."""
+    from vcgraph_voice.dsp import content
     pe = torch.cat([a["log_env"] for a in pool])
     pa = torch.cat([a["ap"] for a in pool])
-    _, norm = _shapes(pe, fb)
-    K = torch.cat([_shapes(a["log_env"], fb, norm, context)[0] for a in pool])
-    Q, _ = _shapes(query_env, fb, norm, context)
+    _, norm = content.spectral_keys(pe, fb)  # the standardisation over the pool
+    K = torch.cat([_shapes(a["log_env"], fb, norm, context) for a in pool])
+    Q = _shapes(query_env, fb, norm, context)
     idx = (Q @ K.T).topk(k, dim=1).indices
     return pe[idx].mean(1), pa[idx].mean(1)
 
 
 def render(variant: str, fs: dict, ft: dict, stats: dict, p, res, pool: list[dict] | None = None) -> np.ndarray:
     from vcgraph_voice.dsp import fast
-    lf0 = {k: v for k, v in stats.items() if k.startswith("lf0")}
-    mapped, _ = fast.mapped_envelope(fs, stats, p, res)
     if variant == "fast":
         return fast.synthesize(fs, stats, p, resources=res).numpy()
+    lf0 = {k: v for k, v in stats.items() if k.startswith("lf0")}
     m = alignment(fs, ft)
-    env_t = torch.stack([ft["log_env"][idx].mean(0) for idx in m])
-    ap_t = torch.stack([ft["ap"][idx].mean(0) for idx in m])
+    env_t, ap_t = aligned(ft["log_env"], m), aligned(ft["ap"], m)
     if variant.startswith("pool"):
         fb, _ = res.mel(SR, p.fft_size(SR), p.n_mels, p.mel_fmax, env_t.device)
         env_t, ap_t = pool_frames(env_t, pool, fb, 2 if variant == "pool_ctx" else 0)
-    env = 0.8 * env_t + 0.2 * mapped if variant == "oracle_0.8" else env_t
+    env = env_t
+    if variant == "oracle_0.8":
+        env = 0.8 * env_t + 0.2 * fast.mapped_envelope(fs, stats, p, res)[0]
     e_s = 0.5 * torch.logsumexp(2 * fs["log_env"], 1, keepdim=True)  # the source's frame energy kept
     env = env + (e_s - 0.5 * torch.logsumexp(2 * env, 1, keepdim=True))
     feats = dict(fs, log_env=env, ap=ap_t)
@@ -177,8 +183,7 @@ def agreement(a, j, pairs) -> None:
         for i in vs.span(a.test_utts):
             fs, ft = analysis(s, i), analysis(t, i)
             m = alignment(fs, ft)
-            oracle_env = torch.stack([ft["log_env"][idx].mean(0) for idx in m])
-            O = content.spectral_queries(oracle_env, fb, norm)
+            O = content.spectral_queries(aligned(ft["log_env"], m), fb, norm)
             mapped, _ = fast.mapped_envelope(fs, target, p, res)
             qc = content._matching_features(fs["content"], cp)
             qs = content.spectral_queries(mapped, fb, norm)
@@ -222,7 +227,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     import vc_score as vs
-    from dev_judges import dev_judges
+    from dev_judges import dev_judges, judge, means
     from vcgraph_voice.dsp import fast
     if a.agreement:
         import types
@@ -249,20 +254,15 @@ def main() -> None:
                 y = render(variant, analysis(s, i), analysis(t, i), stats[t], p, res,
                            [analysis(t, r) for r in vs.span("1-8")])
                 sf.write(out, y / (np.abs(y).max() + 1e-9) * 0.5, SR)
-                ref = vs.words(j.sents[i - 1])
-                if (s, i) not in src_err:
+                if (s, i) not in src_err:  # the unconverted source's word edits
+                    ref = vs.words(j.sents[i - 1])
                     src_err[s, i] = (vs.edits(ref, vs.words(j.asr(j.wav(s, i)))),
                                      vs.edits(ref, vs.words(j.asr2(j.wav(s, i)))))
-                g, c = vs.unit(j.emb(out)), vs.unit(j.emb2(out))
-                rows.append({"n": len(ref), "e_ps": vs.edits(ref, vs.words(j.asr(out))),
-                             "e_wh": vs.edits(ref, vs.words(j.asr2(out))), "src_ps": src_err[s, i][0],
-                             "src_wh": src_err[s, i][1], "sim": g @ j.cent[t], "sim_src": g @ j.cent[s],
-                             "ident": max(j.voices, key=lambda v: g @ j.cent[v]) == t, "sim2": c @ j.cent2[t],
-                             "sim2_src": c @ j.cent2[s], "ident2": max(j.voices, key=lambda v: c @ j.cent2[v]) == t})
+                rows.append(dict(judge(j, out, s, t, j.sents[i - 1]), src_ps=src_err[s, i][0],
+                                 src_wh=src_err[s, i][1]))
         n = sum(r["n"] for r in rows)
         tot = {k: sum(r[k] for r in rows) for k in ("e_ps", "e_wh", "src_ps", "src_wh")}
-        row = {"variant": variant, **{k: round(float(np.mean([r[k] for r in rows])), 3) for k in
-                                      ("sim", "sim_src", "ident", "sim2", "sim2_src", "ident2")},
+        row = {"variant": variant, **{k: round(v, 3) for k, v in means(rows).items()},
                "wer_ratio": round(tot["e_ps"] / max(tot["src_ps"], 1), 3), "wer2": round(tot["e_wh"] / n, 3),
                "wer2_src": round(tot["src_wh"] / n, 3), "sentences": len(rows)}
         print(json.dumps(row), flush=True)
