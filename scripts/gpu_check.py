@@ -171,6 +171,14 @@ def _inputs(profile: str, seconds: float | None = None):
     return {"audio": audio, "target": load_target(profile)}
 
 
+def _json_document(out: str) -> dict | None:
+    """The JSON document a command printed on stdout (warnings may follow it), or None."""
+    try:
+        return json.JSONDecoder().raw_decode(out[out.index("{"):])[0]
+    except ValueError:
+        return None
+
+
 def _can_run(run: Run, name: str, cuda: bool, profile: str | None) -> bool:
     """Whether a CUDA step can run; if not, it is recorded as skipped with the reason."""
     if not cuda:
@@ -223,9 +231,8 @@ def step_bench(run: Run, cuda: bool, profile: str | None) -> None:
             continue
         rc, out, secs = sh(vcgraph_cmd("bench", preset, "-i", f"audio={src}", "-i", f"target={profile}",
                                        "--kinds", "cuda", "--durations", "1,5,30", "--repeat", "3", "--json"), cap)
-        try:  # the JSON document printed on stdout; warnings may follow it (stderr)
-            data, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])
-        except ValueError:
+        data = _json_document(out)
+        if data is None:
             run.fail(f"bench {name} (exit {rc})")
             run.say(out[-3000:])
             continue
@@ -314,9 +321,8 @@ def step_stream(run: Run, cuda: bool, profile: str | None) -> None:
             rc, out, secs = sh(vcgraph_cmd("stream", src, "--target", profile, "-o", wav, "--no-pace", "--json",
                                            "--config", config, "--set", f"settings.use_cuda={use_cuda}"),
                                min(90.0, run.left() - 30))
-            try:
-                data, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])
-            except ValueError:
+            data = _json_document(out)
+            if data is None:
                 run.fail(f"stream {config} use_cuda={use_cuda} (exit {rc})")
                 run.say(out[-2000:])
                 continue
@@ -349,27 +355,26 @@ def step_tests(run: Run, cuda: bool, whole: bool = False) -> None:
     if whole and not cuda:
         return
     run.step("tests: " + ("the whole suite" if whole else "the CUDA tests" + ("" if cuda else " (no CUDA here)")))
-    runs = [("cuda tests", CUDA_TESTS)]
+    label, selection = "cuda tests", CUDA_TESTS
     if whole:
         import importlib.util
-        xdist = ["-n", str(min(8, os.cpu_count() or 1))] if importlib.util.find_spec("xdist") else []
-        runs = [("whole suite", xdist)]
-    for label, selection in runs:
-        cap = run.left() - 10
-        if cap < 30:
-            run.skip(f"tests ({label})", "time budget spent")
-            continue
-        cmd = [sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider", *selection]
-        rc, text, secs = sh(cmd, cap)
-        run.logs.append(f"==== {label}: {shlex.join(cmd)} (exit {rc}, {secs:.0f} s)\n{text}")
-        tail = [ln for ln in text.splitlines() if ln.startswith(("FAILED", "ERROR", "SKIPPED")) or " passed" in ln
-                or " failed" in ln or " skipped" in ln]
-        run.say(f"-- {label} (exit {rc}, {secs:.0f} s)\n" + "\n".join(tail[-60:]))
-        run.results["steps"][f"tests {label}"] = {"rc": rc, "seconds": secs, "command": shlex.join(cmd)}
-        if rc == 124:
-            run.skip(f"tests ({label})", f"cut off by the time budget after {secs:.0f} s")
-        elif rc not in (0, 5):  # 5: nothing collected
-            run.fail(f"tests {label} (pytest exit {rc})")
+        label, selection = "whole suite", (["-n", str(min(8, os.cpu_count() or 1))]
+                                           if importlib.util.find_spec("xdist") else [])
+    cap = run.left() - 10
+    if cap < 30:
+        run.skip(f"tests ({label})", "time budget spent")
+        return
+    cmd = [sys.executable, "-m", "pytest", "-rs", "-p", "no:cacheprovider", *selection]
+    rc, text, secs = sh(cmd, cap)
+    run.logs.append(f"==== {label}: {shlex.join(cmd)} (exit {rc}, {secs:.0f} s)\n{text}")
+    tail = [ln for ln in text.splitlines() if ln.startswith(("FAILED", "ERROR", "SKIPPED")) or " passed" in ln
+            or " failed" in ln or " skipped" in ln]
+    run.say(f"-- {label} (exit {rc}, {secs:.0f} s)\n" + "\n".join(tail[-60:]))
+    run.results["steps"][f"tests {label}"] = {"rc": rc, "seconds": secs, "command": shlex.join(cmd)}
+    if rc == 124:
+        run.skip(f"tests ({label})", f"cut off by the time budget after {secs:.0f} s")
+    elif rc not in (0, 5):  # 5: nothing collected
+        run.fail(f"tests {label} (pytest exit {rc})")
     run.write("pytest.log", "\n".join(run.logs))
 
 
