@@ -304,12 +304,12 @@ def main():
         name, v = parse_variant(spec)
         P.over, P.parts, P.warm = v.get("set", {}), v.get("oracle", []), None
         rows, t0, alphas = [], time.time(), []
+        graph = [f"{k[6:]}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in P.over.items()
+                 if k.startswith("graph.")]  # the variant's graph overrides
         for s, t, i in items:
             x, sr = sf.read(wav(s, i), dtype="float32")
             block = int(round(sr * a.block_ms / 1000))
             P.warm = None
-            graph = [f"{k[6:]}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in P.over.items()
-                     if k.startswith("graph.")]
             if P.parts:  # first pass: the state left after the whole sentence
                 open_stream(profiles[t], sample_rate=sr, block_size=block, overrides=graph).convert(x)
                 P.warm = P.capture()
