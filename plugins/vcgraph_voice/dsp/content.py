@@ -13,8 +13,9 @@ Conversion: for each source frame, the ``k`` target frames nearest in content sp
 (cosine over a short context of content features, so the chosen frames share the source's
 sound *and* its neighbourhood; optionally also in spectral shape, the source's envelope
 mapped to the target's statistics against the target's own frames, ``spectral_match``) give
-the envelope and aperiodicity; the source's frame energy
-and voicing are kept; log-F0 is mapped to the target's statistics. Content features are
+the envelope and aperiodicity (``refine``: the spectral queries first refined by a linear map
+of the source's spectra fitted to the frames they found, :func:`refined_queries`); the
+source's frame energy and voicing are kept; log-F0 is mapped to the target's statistics. Content features are
 speaker-independent, so the frames chosen say what the source said, in the target's voice.
 """
 from __future__ import annotations
@@ -43,6 +44,10 @@ class ContentParams:
     spectral_match: float = 0.0     # weight of the spectral match beside the content match (the
                                     # source's envelope mapped to the target's statistics, against
                                     # the target's frames)
+    refine: int = 0                 # rounds of refining the spectral query by a linear map of the
+                                    # source's shapes fitted to its own matches (see refined_queries)
+    refine_context: int = 2         # +-frames (5 ms) of the source's shape that map feeds on
+    refine_ridge: float = 100.0     # ridge penalty of that fit
     chunk: int = 2048               # source frames per distance block (bounds memory)
     device: str = "cpu"
 
@@ -172,6 +177,7 @@ class PreparedTarget:
     keys: torch.Tensor                    # [N, D] unit content keys
     match_keys: torch.Tensor              # the keys matched against: content, or content + spectral
     spectral_norm: tuple | None           # the spectral standardisation (None: no spectral match)
+    spectral: torch.Tensor | None = None  # [N, n_mels] unit spectral keys (None: no spectral match)
 
     @staticmethod
     def settings(params: ContentParams, fast_params: "fast.FastParams", sr: int, device) -> tuple:
@@ -200,11 +206,43 @@ def prepare_target(target: dict, params: ContentParams, fast_params: "fast.FastP
         R = rebin_hz(sr_t, n_t, sr, n_s).to(dev)
         t["log_env"], t["ap"] = t["log_env"] @ R, t["ap"] @ R
     keys = _matching_features(t["content"], params)
-    match_keys, norm = keys, None
+    match_keys, norm, ks = keys, None, None
     if params.spectral_match > 0:
         ks, norm = spectral_keys(t["log_env"], _spectral_fb(sr, fast_params, dev, resources))
         match_keys = joint_keys(keys, ks, params.spectral_match)
-    return PreparedTarget(t["log_env"], t["ap"], keys, match_keys, norm)
+    return PreparedTarget(t["log_env"], t["ap"], keys, match_keys, norm, ks)
+
+
+def _with_context(z: torch.Tensor, context: int) -> torch.Tensor:
+    T = z.shape[0]
+    return torch.cat([z[torch.clamp(torch.arange(T, device=z.device) + d, 0, T - 1)]
+                      for d in range(-context, context + 1)], 1)
+
+
+def refined_queries(env_s: torch.Tensor, speech: torch.Tensor, content_q: torch.Tensor, spectral_q: torch.Tensor,
+                    pt: PreparedTarget, fb: torch.Tensor, params: ContentParams) -> torch.Tensor:
+    """Spectral queries refined without parallel data, after INCA (Erro et al., 2010): the
+    source's own standardised log-mel shapes (+-``refine_context`` frames) are mapped linearly
+    (ridge regression) onto the mean shape of the target frames its current queries find; the
+    mapped shapes are the next queries; ``refine`` rounds. One map per utterance: it learns how
+    this source's spectra sit in the target's space from the matches as a whole, so a frame whose
+    own match was wrong is pulled toward where frames like it matched."""
+    m = _mel_shape(env_s, fb)
+    sp = speech if int(speech.sum()) >= 8 else torch.ones_like(speech)
+    z = (m - m[sp].mean(0)) / m[sp].std(0).clamp_min(1e-3)  # speaker-normalised over this utterance
+    X = torch.cat([_with_context(z, params.refine_context), torch.ones_like(z[:, :1])], 1).double()
+    Xs = X[sp]
+    gram = Xs.T @ Xs + params.refine_ridge * torch.eye(X.shape[1], dtype=X.dtype, device=X.device)
+    k = min(params.k, pt.spectral.shape[0])
+    q = spectral_q
+    for _ in range(params.refine):
+        joint = joint_keys(content_q[sp], q[sp], params.spectral_match)
+        idx = torch.cat([(joint[a:a + params.chunk] @ pt.match_keys.T).topk(k, dim=1).indices
+                         for a in range(0, joint.shape[0], params.chunk)])
+        y = F.normalize(pt.spectral[idx].mean(1), dim=-1).double()
+        W = torch.linalg.solve(gram, Xs.T @ y)
+        q = F.normalize((X @ W).float(), dim=-1)
+    return q
 
 
 @torch.no_grad()
@@ -225,8 +263,11 @@ def synthesize(features: dict, target: dict, params: ContentParams, fast_params:
               if params.spectral_match > 0 or params.blend < 1.0 else None)
     qm, km = q, pt.match_keys
     if params.spectral_match > 0:
-        qm = joint_keys(q, spectral_queries(mapped, _spectral_fb(sr, fast_params, dev, resources),
-                                            pt.spectral_norm), params.spectral_match)
+        fb = _spectral_fb(sr, fast_params, dev, resources)
+        qs = spectral_queries(mapped, fb, pt.spectral_norm)
+        if params.refine:
+            qs = refined_queries(env_s, features["speech"], q, qs, pt, fb, params)
+        qm = joint_keys(q, qs, params.spectral_match)
     env_m, ap_m = knn_average(qm, km, [pt.log_env, pt.ap], params.k, params.chunk)
     if params.smooth:
         w = 2 * params.smooth + 1

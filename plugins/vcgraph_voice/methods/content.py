@@ -14,7 +14,7 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from vcgraph.stage import StageConfig, implementation
 
@@ -189,11 +189,23 @@ class ContentSynthesis(SynthesisStage):
                                       "the content match when choosing target frames: the source's envelope "
                                       "mapped to the target's statistics, against the target's frames (keeps "
                                       "more words where content labels are wrong)")
+        refine: int = Field(0, ge=0, le=16, description="rounds of refining the spectral match by a linear "
+                            "map of the source's spectra fitted to its own matches (INCA-style; needs "
+                            "spectral_match > 0)")
+        refine_context: int = Field(2, ge=0, le=8, description="frames (5 ms) each side that map sees")
+        refine_ridge: float = Field(100.0, gt=0.0, description="ridge penalty of that map's fit")
         target_aperiodicity: bool = Field(True, description="aperiodicity from the matched target frames "
                                           "(else the source's)")
         prepared_targets: int = Field(4, ge=0, le=64, description="profiles whose float32 frames and matching "
                                       "keys are kept between conversions (about 12 MB per 10 s of reference "
                                       "audio each; 0: prepared again on every call)")
+
+        @model_validator(mode="after")
+        def _refine_needs_a_spectral_match(self):
+            if self.refine and self.spectral_match == 0:
+                raise ValueError("refine refines the spectral match, and spectral_match is 0: set "
+                                 "spectral_match above 0, or refine to 0")
+            return self
 
     def build(self, kind: str, device: str) -> None:
         super().build(kind, device)
@@ -203,7 +215,8 @@ class ContentSynthesis(SynthesisStage):
         c = self.config
         return ContentParams(k=k or c.k, match_on=c.match_on, context=c.context, blend=c.blend,
                              replace=c.replace, shift_k=c.shift_k, keep_energy=c.keep_energy, smooth=c.smooth,
-                             target_ap=c.target_aperiodicity, spectral_match=c.spectral_match, device=device)
+                             target_ap=c.target_aperiodicity, spectral_match=c.spectral_match, refine=c.refine,
+                             refine_context=c.refine_context, refine_ridge=c.refine_ridge, device=device)
 
     @implementation("simplified")
     def run_simplified(self, ctx, features, speaker, pitch_shift=None):
