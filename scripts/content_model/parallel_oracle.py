@@ -27,7 +27,8 @@ nor the judges' centroids, 17-24) and judges.
 (speech frames only), the 4 enrolled target frames a query finds, averaged, against the oracle
 frame's log-mel shape (cosine, in the target's standardised shape space), and how often the
 query's 4 share a frame with the oracle query's 4. Queries: the content preset's own
-(``preset``: content vector + statistics-mapped spectrum, ``spectral_match`` 0.6), the content
+(``preset``: content vector + statistics-mapped spectrum, ``spectral_match`` 0.6, the spectral
+part refined twice; ``unrefined``: the same before refinement), the content
 vector alone (``content``), the mapped spectrum alone (``spectrum``), and the oracle's shape
 itself (``oracle``: the upper bound). A better query for the preset should raise these first.
 
@@ -160,6 +161,27 @@ def _class_query(fs: dict, tgt_content: torch.Tensor, fb, norm, spec_keys, tgt_e
     return torch.nn.functional.normalize((q - norm[0]) / norm[1], dim=1)
 
 
+def _parallel_linear_query(readings: list[tuple[dict, dict]], fb, norm, context: int = 2, ridge: float = 30.0):
+    """The bound of a *linear* query: a ridge map from the source's standardised shapes (+-
+    ``context`` frames) onto the oracle shapes, fitted on parallel readings of other sentences
+    (utterances 1-8, which a real conversion never has). Returns the query function."""
+    from vcgraph_voice.dsp import content
+
+    def features(fs, sn):
+        z = (content._mel_shape(fs["log_env"], fb) - sn[0]) / sn[1]
+        return torch.cat([content._with_context(z, context), torch.ones_like(z[:, :1])], 1).double()
+    m = torch.cat([content._mel_shape(fs["log_env"], fb) for fs, _ in readings])
+    sn = (m.mean(0), m.std(0).clamp_min(1e-3))
+    X, Y = [], []
+    for fs, ft in readings:
+        O = content.spectral_queries(aligned(ft["log_env"], alignment(fs, ft)), fb, norm)
+        X.append(features(fs, sn)[fs["speech"]])
+        Y.append(O[fs["speech"]].double())
+    X, Y = torch.cat(X), torch.cat(Y)
+    W = torch.linalg.solve(X.T @ X + ridge * torch.eye(X.shape[1], dtype=X.dtype), X.T @ Y)
+    return lambda fs: torch.nn.functional.normalize((features(fs, sn) @ W).float(), dim=1)
+
+
 def agreement(a, j, pairs) -> None:
     """The ``--agreement`` mode (see the module docstring)."""
     import vc_score as vs
@@ -175,11 +197,15 @@ def agreement(a, j, pairs) -> None:
         return an[v, i]
     fb, _ = res.mel(SR, p.fft_size(SR), p.n_mels, p.mel_fmax, torch.device("cpu"))
     cp = content.ContentParams(spectral_match=0.6)
-    sums = {}
+    refine = content.ContentParams(spectral_match=0.6, refine=2)  # the preset's
+    sums, linear_bound = {}, {}
     for s, t in pairs:
         target = content.target_frames([analysis(t, i) for i in vs.span("1-8")])
         pt = content.prepare_target(target, cp, p, SR, "cpu", res)
-        spec_keys, norm = content.spectral_keys(pt.log_env, fb)
+        spec_keys, norm = pt.spectral, pt.spectral_norm
+        if a.more:
+            linear_bound[s, t] = _parallel_linear_query(
+                [(analysis(s, i), analysis(t, i)) for i in vs.span("1-8")], fb, norm)
         for i in vs.span(a.test_utts):
             fs, ft = analysis(s, i), analysis(t, i)
             m = alignment(fs, ft)
@@ -187,7 +213,9 @@ def agreement(a, j, pairs) -> None:
             mapped, _ = fast.mapped_envelope(fs, target, p, res)
             qc = content._matching_features(fs["content"], cp)
             qs = content.spectral_queries(mapped, fb, norm)
-            queries = {"preset": (content.joint_keys(qc, qs, 0.6), pt.match_keys), "content": (qc, pt.keys),
+            qr = content.refined_queries(fs["log_env"], fs["speech"], qc, qs, pt, fb, refine)
+            queries = {"preset": (content.joint_keys(qc, qr, 0.6), pt.match_keys),
+                       "unrefined": (content.joint_keys(qc, qs, 0.6), pt.match_keys), "content": (qc, pt.keys),
                        "spectrum": (qs, spec_keys), "oracle": (O, spec_keys)}
             if a.more:
                 tc = torch.from_numpy(np.ascontiguousarray(target["content"])).float()
@@ -201,6 +229,8 @@ def agreement(a, j, pairs) -> None:
                 queries["class"] = (cq, spec_keys)
                 for w in (0.6, 0.8):
                     queries[f"content+class_{w}"] = (content.joint_keys(qc, cq, w), content.joint_keys(pt.keys, spec_keys, w))
+                ql = linear_bound[s, t](fs)
+                queries["linear_parallel"] = (content.joint_keys(qc, ql, 0.6), pt.match_keys)
             top_o = (O @ spec_keys.T).topk(4, dim=1).indices
             sp = fs["speech"]
             for name, (q, keys) in queries.items():
@@ -223,7 +253,7 @@ def main() -> None:
     ap.add_argument("--test-utts", default="9-12")
     ap.add_argument("--agreement", action="store_true", help="score queries against the oracle's (no judges)")
     ap.add_argument("--more", action="store_true", help="with --agreement: more queries (context, whitening, "
-                    "posteriors, a per-phone shifted spectrum)")
+                    "posteriors, a per-phone shifted spectrum, a linear map fitted on parallel readings)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     import vc_score as vs
