@@ -17,7 +17,9 @@ features on the fast method's 5 ms grid, as :func:`.content.content_features` do
   normalised input.
 
 :class:`StreamMatcher` matches finished frames against a profile's content frames (the
-offline matching of :mod:`.content`; the bottleneck's utterance mean is a running mean here).
+offline matching of :mod:`.content`; the bottleneck's utterance mean is a running mean here),
+and :class:`StreamRefiner` refines its spectral queries as :func:`.content.refined_queries`
+does offline, with forgetting sums instead of one fit per utterance.
 Look-ahead: what a 5 ms frame's matching context reads, see :func:`content_lookahead`.
 """
 from __future__ import annotations
@@ -32,11 +34,11 @@ import torchaudio
 
 from .. import content_model as cm
 from ..errors import VoiceInputError
-from .content import (ContentParams, _matching_features, content_frame_index, joint_keys, rebin_hz, spectral_keys,
-                      spectral_queries)
+from .content import (ContentParams, _matching_features, _mel_shape, content_frame_index, joint_keys, rebin_hz,
+                      spectral_keys, spectral_queries)
 from .running import PeakTracker, RunningMoments
 
-__all__ = ["RECEPTIVE_LEFT", "StreamContent", "StreamMatcher", "content_lookahead", "rebin_hz"]
+__all__ = ["RECEPTIVE_LEFT", "StreamContent", "StreamMatcher", "StreamRefiner", "content_lookahead", "rebin_hz"]
 
 RECEPTIVE_LEFT = 2 + sum(2 * d for d in cm.DILATIONS[:-1]) + cm.DILATIONS[-1]  # content frames (33)
 _HALF_WIN = 200   # samples each side of a 10 ms frame's centre that its window covers (400-sample Hann)
@@ -179,14 +181,77 @@ class StreamContent:
         return out
 
 
+
+
+class StreamRefiner:
+    """The refined spectral match (:func:`.content.refined_queries`), causally. Offline, round
+    ``r`` fits a ridge map from the source's standardised log-mel shapes to the shapes of the
+    target frames that round ``r - 1``'s queries find (round 0: the unrefined queries). Here each
+    round's map is fitted on forgetting sums over every speech frame so far (time constant
+    ``tau_frames``), block by block, its targets found by the previous round's current map, so
+    no map ever feeds on its own matches (one that does drifts toward whatever it found first).
+    A frame sees ``context`` frames before it (offline: each side), so it adds no look-ahead.
+    Until ``min_frames`` speech frames were seen the queries pass unrefined."""
+
+    def __init__(self, rounds: int, context: int, ridge: float, tau_frames: float, device, min_frames: int = 100):
+        self.rounds, self.context, self.ridge, self.min_frames = int(rounds), int(context), float(ridge), int(min_frames)
+        self.lam = math.exp(-1.0 / max(tau_frames, 1.0))
+        self.device = torch.device(device)
+        self.moments = None         # RunningMoments of the shapes (made with the first block: width)
+        self.history = None         # the last ``context`` frames' raw shapes (their context)
+        self.gram = None            # forgetting sum of X^T X (speech frames)
+        self.cross = [None] * self.rounds   # per round: forgetting sum of X^T (matched shapes)
+        self.maps = [None] * self.rounds
+
+    def _features(self, shapes: torch.Tensor) -> torch.Tensor:
+        hist = self.history if self.history is not None else shapes[:1].expand(self.context, -1)
+        allm = torch.cat([hist, shapes])
+        self.history = allm[allm.shape[0] - self.context:] if self.context else None
+        z = (allm - self.moments.data_mean) / self.moments.std.clamp_min(1e-3)
+        T, c = shapes.shape[0], self.context
+        cols = [z[c + d:c + d + T] for d in range(-c, 1)]
+        return torch.cat(cols + [torch.ones_like(z[:T, :1])], 1).double()
+
+    def refine(self, source_env: torch.Tensor, speech: torch.Tensor, content_q: torch.Tensor,
+               spectral_q: torch.Tensor, fb: torch.Tensor, keys: torch.Tensor, spectral: torch.Tensor,
+               k: int, weight: float) -> torch.Tensor:
+        """This block's spectral queries (``[T, n_mels]`` unit rows), refined once there is data."""
+        shapes = _mel_shape(source_env, fb)
+        if self.moments is None:
+            B = shapes.shape[1]
+            self.moments = RunningMoments(torch.zeros(B), torch.ones(B), 0.0, 0.0, 1.0 / (1.0 - self.lam), self.device)
+        self.moments.update(shapes, speech)
+        X = self._features(shapes)
+        sp = speech
+        if bool(sp.any()):
+            Xs = X[sp]
+            dec = self.lam ** int(sp.sum())
+            eye = torch.eye(X.shape[1], dtype=X.dtype, device=X.device)
+            self.gram = Xs.T @ Xs if self.gram is None else self.gram * dec + Xs.T @ Xs
+            q = spectral_q[sp]
+            for r in range(self.rounds):
+                idx = (joint_keys(content_q[sp], q, weight) @ keys.T).topk(k, dim=1).indices
+                xy = Xs.T @ F.normalize(spectral[idx].mean(1), dim=-1).double()
+                self.cross[r] = xy if self.cross[r] is None else self.cross[r] * dec + xy
+                self.maps[r] = torch.linalg.solve(self.gram + self.ridge * eye, self.cross[r])
+                q = F.normalize((Xs @ self.maps[r]).float(), dim=-1)
+        if self.moments.count < self.min_frames or self.maps[-1] is None:
+            return spectral_q
+        return F.normalize((X @ self.maps[-1]).float(), dim=-1)
+
+
 class StreamMatcher:
     """Content matching of streamed frames against a profile's content frames (see
     :func:`.content.synthesize`; the query bottleneck's mean is a causal running mean)."""
 
-    def __init__(self, params: ContentParams, sample_rate: int, n_fft: int, device="cpu", tau_s: float = 30.0):
+    def __init__(self, params: ContentParams, sample_rate: int, n_fft: int, device="cpu", tau_s: float = 30.0,
+                 refine_after_s: float = 0.5):
         self.p, self.sr, self.n_fft, self.device = params, int(sample_rate), int(n_fft), torch.device(device)
         self.mean = RunningMoments(torch.zeros(cm.BOTTLENECK), torch.ones(cm.BOTTLENECK), 0.0, 0.0,
                                    tau_s * 200.0, self.device)
+        self.tau_frames = tau_s * 200.0
+        self.refine_after = int(round(refine_after_s * 200.0))  # speech frames (5 ms)
+        self.refiner = None
         self.target = None  # the profile part the keys were built from (held: its id is not reused)
 
     def set_target(self, ts: dict) -> None:
@@ -204,13 +269,19 @@ class StreamMatcher:
             from .fast import FastParams, mel_matrix
             bands = FastParams()  # the offline content synthesis's band layout
             self.fb, _ = mel_matrix(self.sr, self.n_fft, bands.n_mels, bands.mel_fmax, self.device)
-            ks, self.spectral_norm = spectral_keys(self.env, self.fb)
-            self.keys = joint_keys(self.keys, ks, self.p.spectral_match)
+            self.spectral, self.spectral_norm = spectral_keys(self.env, self.fb)
+            self.keys = joint_keys(self.keys, self.spectral, self.p.spectral_match)
+            if self.p.refine:  # a map fitted toward another target's frames is no use to this one
+                self.refiner = StreamRefiner(self.p.refine, self.p.refine_context, self.p.refine_ridge, self.tau_frames,
+                                             self.device, min_frames=self.refine_after)
 
-    def match(self, content: torch.Tensor, mapped: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def match(self, content: torch.Tensor, mapped: torch.Tensor | None = None, source_env: torch.Tensor | None = None,
+              speech: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(envelope, aperiodicity) ``[T, F]``: the mean of the ``k`` nearest target frames of
         each frame's content (``[T, 2 * context + 1, D]`` from :meth:`StreamContent.frames`)
-        and, with ``spectral_match``, of the source's envelope mapped to the target ``mapped``."""
+        and, with ``spectral_match``, of the source's envelope mapped to the target ``mapped``
+        (with ``refine``, that query refined from the source's own envelope ``source_env`` and
+        its ``speech`` mask: :class:`StreamRefiner`)."""
         p = self.p
         if p.match_on == "bottleneck":
             centre = content[:, content.shape[1] // 2, :cm.BOTTLENECK]
@@ -222,7 +293,13 @@ class StreamMatcher:
         if p.spectral_match > 0:
             if mapped is None:
                 raise ValueError("spectral_match needs the mapped source envelope")
-            q = joint_keys(q, spectral_queries(mapped, self.fb, self.spectral_norm), p.spectral_match)
+            qs = spectral_queries(mapped, self.fb, self.spectral_norm)
+            if self.refiner is not None:
+                if source_env is None or speech is None:
+                    raise ValueError("refine needs the source's own envelope and speech mask")
+                qs = self.refiner.refine(source_env, speech, q, qs, self.fb, self.keys, self.spectral,
+                                         min(p.k, self.keys.shape[0]), p.spectral_match)
+            q = joint_keys(q, qs, p.spectral_match)
         k = min(p.k, self.keys.shape[0])
         idx = (q @ self.keys.T).topk(k, dim=1).indices
         return self.env[idx].mean(1), self.ap[idx].mean(1)

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from vcgraph.stage import implementation
 
@@ -102,6 +102,20 @@ class ContentStreamSynthesis(FastStreamSynthesis):
         target_aperiodicity: bool = Field(True, description="aperiodicity from the matched target frames")
         spectral_match: float = Field(0.0, ge=0.0, le=1.0, description="weight of a spectral match beside the "
                                       "content match (the mapped source's envelope against the target's frames)")
+        refine: int = Field(0, ge=0, le=4, description="rounds of refining the spectral match by a linear map of "
+                            "the source's spectra fitted to the frames its queries found so far (the offline "
+                            "refine, causally; needs spectral_match > 0)")
+        refine_context: int = Field(2, ge=0, le=8, description="earlier frames (5 ms) that map sees")
+        refine_ridge: float = Field(100.0, gt=0.0, description="ridge penalty of that map's fit")
+        refine_after_s: float = Field(6.0, ge=0.0, le=600.0, description="seconds of speech the maps are fitted on "
+                                      "before their queries are used (the unrefined ones until then)")
+
+        @model_validator(mode="after")
+        def _refine_needs_a_spectral_match(self):
+            if self.refine and self.spectral_match == 0:
+                raise ValueError("refine refines the spectral match, and spectral_match is 0: set "
+                                 "spectral_match above 0, or refine to 0")
+            return self
 
     def _envelope(self, state: dict, frames: FrameBlock, target: dict, env: torch.Tensor, ap: torch.Tensor):
         from ..dsp.content import ContentParams
@@ -110,15 +124,17 @@ class ContentStreamSynthesis(FastStreamSynthesis):
         if "match" not in state:
             p = ContentParams(k=c.k, match_on=c.match_on, context=fr["content"].shape[1] // 2, blend=c.blend,
                               keep_energy=c.keep_energy, smooth=0, target_ap=c.target_aperiodicity,
-                              spectral_match=c.spectral_match)
+                              spectral_match=c.spectral_match, refine=c.refine, refine_context=c.refine_context,
+                              refine_ridge=c.refine_ridge)
             n_fft = _dsp().frame_grid(frames.sample_rate, frames.settings).n_fft
-            state["match"] = StreamMatcher(p, frames.sample_rate, n_fft, env.device, tau_s=c.tau_s)
+            state["match"] = StreamMatcher(p, frames.sample_rate, n_fft, env.device, tau_s=c.tau_s,
+                                           refine_after_s=c.refine_after_s)
         matcher = state["match"]
         if state.get("checked_target") is not target:   # once per target, not per block
             check_same_encoder(target["encoder"], frames.encoder)
             state["checked_target"] = target
         matcher.set_target(target)
-        env_m, ap_m = matcher.match(fr["content"], env)
+        env_m, ap_m = matcher.match(fr["content"], env, fr["log_env"], fr["speech"])
         out = c.blend * env_m + (1 - c.blend) * env
         if c.keep_energy:
             e_s = 0.5 * torch.logsumexp(2 * fr["log_env"], 1, keepdim=True)
