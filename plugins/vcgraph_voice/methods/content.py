@@ -162,13 +162,32 @@ class ContentFeatures(FeatureStage):
         return FastParams(f0_min=c.f0_min, f0_max=c.f0_max, device=device)
 
 
+class RefineSettings(StageConfig):
+    """The refined spectral match's settings, shared by the offline and streaming content
+    synthesis stages (each declares ``spectral_match``, which refining needs)."""
+
+    refine: int = Field(0, ge=0, le=8, description="rounds of refining the spectral match by a linear map of "
+                        "the source's spectra fitted to the frames its queries find (INCA-style; streamed: "
+                        "to those found so far; needs spectral_match > 0)")
+    refine_context: int = Field(2, ge=0, le=8, description="frames (5 ms) of the source's spectra that map sees "
+                                "on each side (streamed: before each frame)")
+    refine_ridge: float = Field(100.0, gt=0.0, description="ridge penalty of that map's fit")
+
+    @model_validator(mode="after")
+    def _refine_needs_a_spectral_match(self):
+        if self.refine and self.spectral_match == 0:
+            raise ValueError("refine refines the spectral match, and spectral_match is 0: set "
+                             "spectral_match above 0, or refine to 0")
+        return self
+
+
 class ContentSynthesis(SynthesisStage):
     """Replace each frame's envelope by the content-nearest target frames; map F0; torch vocoder."""
 
     name = "content-synthesis"
     Method = ContentMethod
 
-    class Config(StageConfig):
+    class Config(RefineSettings):
         k: int = Field(4, ge=1, le=64, description="target frames averaged per source frame")
         match_on: Literal["bottleneck", "posteriors"] = Field(
             "bottleneck", description="content features compared: the encoder's 64-d bottleneck or its "
@@ -189,23 +208,11 @@ class ContentSynthesis(SynthesisStage):
                                       "the content match when choosing target frames: the source's envelope "
                                       "mapped to the target's statistics, against the target's frames (keeps "
                                       "more words where content labels are wrong)")
-        refine: int = Field(0, ge=0, le=16, description="rounds of refining the spectral match by a linear "
-                            "map of the source's spectra fitted to its own matches (INCA-style; needs "
-                            "spectral_match > 0)")
-        refine_context: int = Field(2, ge=0, le=8, description="frames (5 ms) each side that map sees")
-        refine_ridge: float = Field(100.0, gt=0.0, description="ridge penalty of that map's fit")
         target_aperiodicity: bool = Field(True, description="aperiodicity from the matched target frames "
                                           "(else the source's)")
         prepared_targets: int = Field(4, ge=0, le=64, description="profiles whose float32 frames and matching "
                                       "keys are kept between conversions (about 12 MB per 10 s of reference "
                                       "audio each; 0: prepared again on every call)")
-
-        @model_validator(mode="after")
-        def _refine_needs_a_spectral_match(self):
-            if self.refine and self.spectral_match == 0:
-                raise ValueError("refine refines the spectral match, and spectral_match is 0: set "
-                                 "spectral_match above 0, or refine to 0")
-            return self
 
     def build(self, kind: str, device: str) -> None:
         super().build(kind, device)

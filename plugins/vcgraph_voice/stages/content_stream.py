@@ -15,12 +15,12 @@ from dataclasses import replace
 from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from vcgraph.stage import implementation
 
 from .. import content_model as cm
-from ..methods.content import check_same_encoder
+from ..methods.content import RefineSettings, check_same_encoder
 from .fast_stream import FastStreamFeatures, FastStreamSynthesis, FrameBlock, _dsp
 from .owned import OwnsResources
 from .stream_io import StreamChunk, _state
@@ -92,7 +92,7 @@ class ContentStreamSynthesis(FastStreamSynthesis):
     name = "content-stream-synthesis"
     method = "content"
 
-    class Config(FastStreamSynthesis.Config):
+    class Config(FastStreamSynthesis.Config, RefineSettings):
         k: int = Field(4, ge=1, le=64, description="target frames averaged per source frame")
         match_on: Literal["bottleneck", "posteriors"] = Field("bottleneck", description="content features compared")
         blend: float = Field(0.6, ge=0.0, le=1.0, description="weight of the matched target envelope (the rest: "
@@ -102,20 +102,8 @@ class ContentStreamSynthesis(FastStreamSynthesis):
         target_aperiodicity: bool = Field(True, description="aperiodicity from the matched target frames")
         spectral_match: float = Field(0.0, ge=0.0, le=1.0, description="weight of a spectral match beside the "
                                       "content match (the mapped source's envelope against the target's frames)")
-        refine: int = Field(0, ge=0, le=4, description="rounds of refining the spectral match by a linear map of "
-                            "the source's spectra fitted to the frames its queries found so far (the offline "
-                            "refine, causally; needs spectral_match > 0)")
-        refine_context: int = Field(2, ge=0, le=8, description="earlier frames (5 ms) that map sees")
-        refine_ridge: float = Field(100.0, gt=0.0, description="ridge penalty of that map's fit")
         refine_after_s: float = Field(6.0, ge=0.0, le=600.0, description="seconds of speech the maps are fitted on "
                                       "before their queries are used (the unrefined ones until then)")
-
-        @model_validator(mode="after")
-        def _refine_needs_a_spectral_match(self):
-            if self.refine and self.spectral_match == 0:
-                raise ValueError("refine refines the spectral match, and spectral_match is 0: set "
-                                 "spectral_match above 0, or refine to 0")
-            return self
 
     def _envelope(self, state: dict, frames: FrameBlock, target: dict, env: torch.Tensor, ap: torch.Tensor):
         from ..dsp.content import ContentParams
