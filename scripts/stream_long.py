@@ -8,7 +8,7 @@ has had the warm-up's speech by the time the judged sentences arrive, as in a ca
 seconds in. Pairs, enrolment (1-8) and centroids (17-24) as ``../shared/tools/vc_score.py``.
 
     python scripts/stream_long.py --config stream-content \\
-        --variant base= --variant "r2=nodes.voice_synthesis.config.refine=2"    # ~4 min a variant
+        --variant "unrefined=nodes.voice_synthesis.config.refine=0" --variant graph=    # ~4 min a variant
 """
 from __future__ import annotations
 
