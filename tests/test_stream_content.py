@@ -184,7 +184,7 @@ def test_streamed_refinement_learns_a_spectral_difference_block_by_block(profile
     err = {}
     for refine in (0, 2):
         matcher = cs.StreamMatcher(kernels.ContentParams(spectral_match=0.6, context=1, refine=refine),
-                                   int(part["sr"][0]), 2 * (true_env.shape[1] - 1))
+                                   int(part["sr"][0]), 2 * (true_env.shape[1] - 1), refine_after_s=0.5)
         matcher.set_target(half)
         out = torch.cat([matcher.match(blocks[a:a + 4], seen[a:a + 4], seen[a:a + 4], speech[a:a + 4])[0]
                          for a in range(0, T, 4)])

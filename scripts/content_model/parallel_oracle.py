@@ -85,10 +85,7 @@ def _shapes(env: torch.Tensor, fb: torch.Tensor, norm: tuple, context: int = 0) 
     those of ``context`` frames each side side by side."""
     from vcgraph_voice.dsp import content
     z = (content._mel_shape(env, fb) - norm[0]) / norm[1]
-    if context:
-        T = z.shape[0]
-        z = torch.cat([z[torch.clamp(torch.arange(T) + d, 0, T - 1)] for d in range(-context, context + 1)], 1)
-    return torch.nn.functional.normalize(z, dim=1)
+    return torch.nn.functional.normalize(content.with_context(z, context), dim=1)
 
 
 def pool_frames(query_env: torch.Tensor, pool: list[dict], fb, context: int, k: int = 4):
@@ -134,13 +131,12 @@ def render(variant: str, fs: dict, ft: dict, stats: dict, p, res, pool: list[dic
 def _whitened(src_content: torch.Tensor, tgt_content: torch.Tensor, context: int = 1):
     """Bottleneck queries and keys standardised per dimension (each over its own utterances)."""
     from vcgraph_voice import content_model as cm
+    from vcgraph_voice.dsp import content
 
     def z(c):
         f = c[:, :cm.BOTTLENECK].float()
         f = (f - f.mean(0)) / f.std(0).clamp_min(1e-3)
-        T = f.shape[0]
-        f = torch.cat([f[torch.clamp(torch.arange(T) + 2 * d, 0, T - 1)] for d in range(-context, context + 1)], 1)
-        return torch.nn.functional.normalize(f, dim=1)
+        return torch.nn.functional.normalize(content.with_context(f, context, step=2), dim=1)
     return z(src_content), z(tgt_content)
 
 
@@ -169,7 +165,7 @@ def _parallel_linear_query(readings: list[tuple[dict, dict]], fb, norm, context:
 
     def features(fs, sn):
         z = (content._mel_shape(fs["log_env"], fb) - sn[0]) / sn[1]
-        return torch.cat([content._with_context(z, context), torch.ones_like(z[:, :1])], 1).double()
+        return torch.cat([content.with_context(z, context), torch.ones_like(z[:, :1])], 1).double()
     m = torch.cat([content._mel_shape(fs["log_env"], fb) for fs, _ in readings])
     sn = (m.mean(0), m.std(0).clamp_min(1e-3))
     X, Y = [], []

@@ -118,14 +118,19 @@ def rebin_hz(sr_from: int, n_from: int, sr_to: int, n_to: int) -> torch.Tensor:
     return R
 
 
+def with_context(z: torch.Tensor, context: int, step: int = 1) -> torch.Tensor:
+    """Each row of ``z`` beside its ``context`` neighbours each side, ``step`` rows apart (the
+    first and last rows repeated at the edges): ``[T, (2 * context + 1) * D]``."""
+    T = z.shape[0]
+    return torch.cat([z[torch.clamp(torch.arange(T, device=z.device) + step * d, 0, T - 1)]
+                      for d in range(-context, context + 1)], -1)
+
+
 def _matching_features(content: torch.Tensor, p: ContentParams) -> torch.Tensor:
     f = content[:, :cm.BOTTLENECK] if p.match_on == "bottleneck" else content[:, cm.BOTTLENECK:]
     f = f - f.mean(0, keepdim=True) if p.match_on == "bottleneck" else f
     if p.context:
-        T = f.shape[0]
-        shifts = [torch.clamp(torch.arange(T, device=f.device) + 2 * s, 0, T - 1) for s in
-                  range(-p.context, p.context + 1)]  # 2 x 5 ms = one content frame
-        f = torch.cat([f[i] for i in shifts], -1)
+        f = with_context(f, p.context, step=2)  # 2 x 5 ms = one content frame
     return F.normalize(f.float(), dim=-1)
 
 
@@ -213,12 +218,6 @@ def prepare_target(target: dict, params: ContentParams, fast_params: "fast.FastP
     return PreparedTarget(t["log_env"], t["ap"], keys, match_keys, norm, ks)
 
 
-def _with_context(z: torch.Tensor, context: int) -> torch.Tensor:
-    T = z.shape[0]
-    return torch.cat([z[torch.clamp(torch.arange(T, device=z.device) + d, 0, T - 1)]
-                      for d in range(-context, context + 1)], 1)
-
-
 def refined_queries(env_s: torch.Tensor, speech: torch.Tensor, content_q: torch.Tensor, spectral_q: torch.Tensor,
                     pt: PreparedTarget, fb: torch.Tensor, params: ContentParams) -> torch.Tensor:
     """Spectral queries refined without parallel data, after INCA (Erro et al., 2010): the
@@ -230,17 +229,14 @@ def refined_queries(env_s: torch.Tensor, speech: torch.Tensor, content_q: torch.
     m = _mel_shape(env_s, fb)
     sp = speech if int(speech.sum()) >= 8 else torch.ones_like(speech)
     z = (m - m[sp].mean(0)) / m[sp].std(0).clamp_min(1e-3)  # speaker-normalised over this utterance
-    X = torch.cat([_with_context(z, params.refine_context), torch.ones_like(z[:, :1])], 1).double()
+    X = torch.cat([with_context(z, params.refine_context), torch.ones_like(z[:, :1])], 1).double()
     Xs = X[sp]
     gram = Xs.T @ Xs + params.refine_ridge * torch.eye(X.shape[1], dtype=X.dtype, device=X.device)
-    k = min(params.k, pt.spectral.shape[0])
     q = spectral_q
     for _ in range(params.refine):
         joint = joint_keys(content_q[sp], q[sp], params.spectral_match)
-        idx = torch.cat([(joint[a:a + params.chunk] @ pt.match_keys.T).topk(k, dim=1).indices
-                         for a in range(0, joint.shape[0], params.chunk)])
-        y = F.normalize(pt.spectral[idx].mean(1), dim=-1).double()
-        W = torch.linalg.solve(gram, Xs.T @ y)
+        (found,) = knn_average(joint, pt.match_keys, [pt.spectral], params.k, params.chunk)
+        W = torch.linalg.solve(gram, Xs.T @ F.normalize(found, dim=-1).double())
         q = F.normalize((X @ W).float(), dim=-1)
     return q
 

@@ -34,8 +34,8 @@ import torchaudio
 
 from .. import content_model as cm
 from ..errors import VoiceInputError
-from .content import (ContentParams, _matching_features, _mel_shape, content_frame_index, joint_keys, rebin_hz,
-                      spectral_keys, spectral_queries)
+from .content import (ContentParams, _matching_features, _mel_shape, content_frame_index, joint_keys, knn_average,
+                      rebin_hz, spectral_keys, spectral_queries)
 from .running import PeakTracker, RunningMoments
 
 __all__ = ["RECEPTIVE_LEFT", "StreamContent", "StreamMatcher", "StreamRefiner", "content_lookahead", "rebin_hz"]
@@ -193,8 +193,9 @@ class StreamRefiner:
     A frame sees ``context`` frames before it (offline: each side), so it adds no look-ahead.
     Until ``min_frames`` speech frames were seen the queries pass unrefined."""
 
-    def __init__(self, rounds: int, context: int, ridge: float, tau_frames: float, device, min_frames: int = 100):
+    def __init__(self, rounds: int, context: int, ridge: float, tau_frames: float, device, min_frames: int):
         self.rounds, self.context, self.ridge, self.min_frames = int(rounds), int(context), float(ridge), int(min_frames)
+        self.tau_frames = float(tau_frames)
         self.lam = math.exp(-1.0 / max(tau_frames, 1.0))
         self.device = torch.device(device)
         self.moments = None         # RunningMoments of the shapes (made with the first block: width)
@@ -219,7 +220,7 @@ class StreamRefiner:
         shapes = _mel_shape(source_env, fb)
         if self.moments is None:
             B = shapes.shape[1]
-            self.moments = RunningMoments(torch.zeros(B), torch.ones(B), 0.0, 0.0, 1.0 / (1.0 - self.lam), self.device)
+            self.moments = RunningMoments(torch.zeros(B), torch.ones(B), 0.0, 0.0, self.tau_frames, self.device)
         self.moments.update(shapes, speech)
         X = self._features(shapes)
         sp = speech
@@ -230,8 +231,8 @@ class StreamRefiner:
             self.gram = Xs.T @ Xs if self.gram is None else self.gram * dec + Xs.T @ Xs
             q = spectral_q[sp]
             for r in range(self.rounds):
-                idx = (joint_keys(content_q[sp], q, weight) @ keys.T).topk(k, dim=1).indices
-                xy = Xs.T @ F.normalize(spectral[idx].mean(1), dim=-1).double()
+                (found,) = knn_average(joint_keys(content_q[sp], q, weight), keys, [spectral], k, len(q))
+                xy = Xs.T @ F.normalize(found, dim=-1).double()
                 self.cross[r] = xy if self.cross[r] is None else self.cross[r] * dec + xy
                 self.maps[r] = torch.linalg.solve(self.gram + self.ridge * eye, self.cross[r])
                 q = F.normalize((Xs @ self.maps[r]).float(), dim=-1)
@@ -245,11 +246,11 @@ class StreamMatcher:
     :func:`.content.synthesize`; the query bottleneck's mean is a causal running mean)."""
 
     def __init__(self, params: ContentParams, sample_rate: int, n_fft: int, device="cpu", tau_s: float = 30.0,
-                 refine_after_s: float = 0.5):
+                 refine_after_s: float = 6.0):
         self.p, self.sr, self.n_fft, self.device = params, int(sample_rate), int(n_fft), torch.device(device)
+        self.tau_frames = tau_s * 200.0  # 5 ms frames
         self.mean = RunningMoments(torch.zeros(cm.BOTTLENECK), torch.ones(cm.BOTTLENECK), 0.0, 0.0,
-                                   tau_s * 200.0, self.device)
-        self.tau_frames = tau_s * 200.0
+                                   self.tau_frames, self.device)
         self.refine_after = int(round(refine_after_s * 200.0))  # speech frames (5 ms)
         self.refiner = None
         self.target = None  # the profile part the keys were built from (held: its id is not reused)
