@@ -83,3 +83,25 @@ def judge(j: SimpleNamespace, path: str, source: str, target: str, text: str) ->
 def means(rows: list[dict]) -> dict[str, float]:
     """The mean of each :data:`JUDGED` figure over ``rows`` of :func:`judge`."""
     return {k: float(np.mean([r[k] for r in rows])) for k in JUDGED}
+
+
+def source_edits(j: SimpleNamespace, cache: dict, voice: str, i: int) -> tuple[int, int]:
+    """The unconverted sentence ``i`` of ``voice``: its word edits by pocketsphinx and by Whisper
+    (kept in ``cache``, keyed ``(voice, i)``)."""
+    import vc_score as vs
+    if (voice, i) not in cache:
+        ref = vs.words(j.sents[i - 1])
+        cache[voice, i] = (vs.edits(ref, vs.words(j.asr(j.wav(voice, i)))),
+                           vs.edits(ref, vs.words(j.asr2(j.wav(voice, i)))) if j.asr2 else 0)
+    return cache[voice, i]
+
+
+def summary(rows: list[dict]) -> dict:
+    """What a variant's rows of :func:`judge` (each with its source's ``src_ps`` / ``src_wh``
+    edits, :func:`source_edits`) add up to: the :func:`means`, the pocketsphinx WER ratio, the
+    Whisper WER of the outputs and of the sources, the number of sentences."""
+    n = sum(r["n"] for r in rows)
+    tot = {k: sum(r[k] for r in rows) for k in ("e_ps", "e_wh", "src_ps", "src_wh")}
+    return {**{k: round(v, 3) for k, v in means(rows).items()},
+            "wer_ratio": round(tot["e_ps"] / max(tot["src_ps"], 1), 3), "wer2": round(tot["e_wh"] / n, 3),
+            "wer2_src": round(tot["src_wh"] / n, 3), "sentences": len(rows)}

@@ -42,7 +42,7 @@ def main() -> None:
     a = ap.parse_args()
     import torch
     import vc_score as vs
-    from dev_judges import dev_judges, judge, means
+    from dev_judges import dev_judges, judge, source_edits, summary
     from vcgraph.pipeline import Pipeline
     from vcgraph_voice.enroll import enroll_files
     from vcgraph_voice.stream import STREAM_CONFIG, STREAM_CONTENT_CONFIG, VoiceStream
@@ -72,17 +72,9 @@ def main() -> None:
                 np.concatenate(parts))
             for i, b, e in spans:
                 sf.write(out, y[b:e], SR)
-                if (s, i) not in src_err:
-                    ref = vs.words(j.sents[i - 1])
-                    src_err[s, i] = (vs.edits(ref, vs.words(j.asr(j.wav(s, i)))),
-                                     vs.edits(ref, vs.words(j.asr2(j.wav(s, i)))))
-                rows.append(dict(judge(j, out, s, t, j.sents[i - 1]), src_ps=src_err[s, i][0], src_wh=src_err[s, i][1]))
-        n = sum(r["n"] for r in rows)
-        tot = {k: sum(r[k] for r in rows) for k in ("e_ps", "e_wh", "src_ps", "src_wh")}
-        print(json.dumps({"variant": name, **{k: round(float(v), 3) for k, v in means(rows).items()},
-                          "wer_ratio": round(tot["e_ps"] / max(tot["src_ps"], 1), 3),
-                          "wer2": round(tot["e_wh"] / n, 3), "wer2_src": round(tot["src_wh"] / n, 3),
-                          "sentences": len(rows), "overrides": overrides}), flush=True)
+                src_ps, src_wh = source_edits(j, src_err, s, i)
+                rows.append(dict(judge(j, out, s, t, j.sents[i - 1]), src_ps=src_ps, src_wh=src_wh))
+        print(json.dumps({"variant": name, **summary(rows), "overrides": overrides}), flush=True)
 
 
 if __name__ == "__main__":

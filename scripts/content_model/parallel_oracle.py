@@ -253,7 +253,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     import vc_score as vs
-    from dev_judges import dev_judges, judge, means
+    from dev_judges import dev_judges, judge, source_edits, summary
     from vcgraph_voice.dsp import fast
     if a.agreement:
         import types
@@ -280,18 +280,9 @@ def main() -> None:
                 y = render(variant, analysis(s, i), analysis(t, i), stats[t], p, res,
                            [analysis(t, r) for r in vs.span("1-8")])
                 sf.write(out, y / (np.abs(y).max() + 1e-9) * 0.5, SR)
-                if (s, i) not in src_err:  # the unconverted source's word edits
-                    ref = vs.words(j.sents[i - 1])
-                    src_err[s, i] = (vs.edits(ref, vs.words(j.asr(j.wav(s, i)))),
-                                     vs.edits(ref, vs.words(j.asr2(j.wav(s, i)))))
-                rows.append(dict(judge(j, out, s, t, j.sents[i - 1]), src_ps=src_err[s, i][0],
-                                 src_wh=src_err[s, i][1]))
-        n = sum(r["n"] for r in rows)
-        tot = {k: sum(r[k] for r in rows) for k in ("e_ps", "e_wh", "src_ps", "src_wh")}
-        row = {"variant": variant, **{k: round(v, 3) for k, v in means(rows).items()},
-               "wer_ratio": round(tot["e_ps"] / max(tot["src_ps"], 1), 3), "wer2": round(tot["e_wh"] / n, 3),
-               "wer2_src": round(tot["src_wh"] / n, 3), "sentences": len(rows)}
-        print(json.dumps(row), flush=True)
+                src_ps, src_wh = source_edits(j, src_err, s, i)
+                rows.append(dict(judge(j, out, s, t, j.sents[i - 1]), src_ps=src_ps, src_wh=src_wh))
+        print(json.dumps({"variant": variant, **summary(rows)}), flush=True)
 
 
 if __name__ == "__main__":
