@@ -196,13 +196,16 @@ METHOD_SHAPES: dict[str, dict[str, tuple]] = {
 }
 
 
-#: arrays a method's data may hold (checked when present): the fast statistics of the
-#: pitch-adaptive envelope, which profiles enrolled before it (and voice-bank estimates) lack
-#: (the content part shares the fast part's statistics fields; the content preset does not
-#: enrol them)
+#: groups of arrays a method's data may hold, each all or none (checked when present): the fast
+#: statistics of the pitch-adaptive envelope, which profiles enrolled before it (and voice-bank
+#: estimates) lack (the content part shares the fast part's statistics fields; the content
+#: preset does not enrol them); the content part's phone-state posteriors, which profiles
+#: enrolled before 2026-12-04 lack
 _ADAPTIVE_STATS = {"adaptive_mel_mean_v": ("B",), "adaptive_mel_std_v": ("B",), "adaptive_mel_mean_u": ("B",),
                    "adaptive_mel_std_u": ("B",)}
-OPTIONAL_SHAPES: dict[str, dict[str, tuple]] = {"fast": _ADAPTIVE_STATS, "content": _ADAPTIVE_STATS}
+_PHONE_STATES = {"phone_states": ("N", 126)}
+OPTIONAL_SHAPES: dict[str, tuple[dict[str, tuple], ...]] = {"fast": (_ADAPTIVE_STATS,),
+                                                            "content": (_ADAPTIVE_STATS, _PHONE_STATES)}
 
 
 def check_method_data(method: str, data: dict[str, np.ndarray]) -> None:
@@ -211,13 +214,15 @@ def check_method_data(method: str, data: dict[str, np.ndarray]) -> None:
     shapes = METHOD_SHAPES.get(method)
     if shapes is None:
         return
-    optional = OPTIONAL_SHAPES.get(method, {})
-    present = [n for n in optional if n in data]
-    if present and len(present) != len(optional):
-        raise VoiceInputError(f"'{method}' has {', '.join(present)} but not "
-                              f"{', '.join(n for n in optional if n not in data)}")
+    checked = dict(shapes)
+    for group in OPTIONAL_SHAPES.get(method, ()):
+        present = [n for n in group if n in data]
+        if present and len(present) != len(group):
+            raise VoiceInputError(f"'{method}' has {', '.join(present)} but not "
+                                  f"{', '.join(n for n in group if n not in data)}")
+        checked.update({n: group[n] for n in present})
     sizes: dict[str, tuple[int, str]] = {}  # size letter -> (size, the array that set it)
-    for name, dims in {**shapes, **{n: optional[n] for n in present}}.items():
+    for name, dims in checked.items():
         value = data.get(name)
         if value is None:
             raise VoiceInputError(f"'{method}/{name}' is missing")

@@ -27,8 +27,10 @@ nor the judges' centroids, 17-24) and judges.
 (speech frames only), the 4 enrolled target frames a query finds, averaged, against the oracle
 frame's log-mel shape (cosine, in the target's standardised shape space), and how often the
 query's 4 share a frame with the oracle query's 4. Queries: the content preset's own
-(``preset``: content vector + statistics-mapped spectrum, ``spectral_match`` 0.6, the spectral
-part refined twice; ``unrefined``: the same before refinement), the content
+(``preset``: content vector, half the encoder's bottleneck and half pocketsphinx's phone-state
+posteriors, + statistics-mapped spectrum, ``spectral_match`` 0.6, the spectral part refined
+twice; ``no_phone_states``: the same with the bottleneck alone; ``unrefined``: that before
+refinement; ``content+phone_states``: the preset's content vector alone), the content
 vector alone (``content``), the mapped spectrum alone (``spectrum``), and the oracle's shape
 itself (``oracle``: the upper bound). A better query for the preset should raise these first.
 
@@ -183,21 +185,24 @@ def agreement(a, j, pairs) -> None:
     import vc_score as vs
     from vcgraph_voice import content_model as cm
     from vcgraph_voice.dsp import content, fast
+    from vcgraph_voice.phone_states import load_phone_states
     p, res = fast.FastParams(f0_min=80.0, f0_max=800.0), fast.FastResources()
-    enc, front = cm.load_encoder(), cm.ContentFrontend()
+    enc, front, states = cm.load_encoder(), cm.ContentFrontend(), load_phone_states()
     an = {}
 
     def analysis(v, i):
         if (v, i) not in an:
-            an[v, i] = content.analyze(torch.from_numpy(load(j.wav(v, i))), SR, enc, front, p, res)
+            an[v, i] = content.analyze(torch.from_numpy(load(j.wav(v, i))), SR, enc, front, p, res, states)
         return an[v, i]
     fb, _ = res.mel(SR, p.fft_size(SR), p.n_mels, p.mel_fmax, torch.device("cpu"))
     cp = content.ContentParams(spectral_match=0.6)
-    refine = content.ContentParams(spectral_match=0.6, refine=2)  # the preset's
+    refine = content.ContentParams(spectral_match=0.6, refine=2)  # the preset's before phone states
+    preset = content.ContentParams(spectral_match=0.6, refine=2, phone_states=0.5)  # the preset's
     sums, linear_bound = {}, {}
     for s, t in pairs:
         target = content.target_frames([analysis(t, i) for i in vs.span("1-8")])
         pt = content.prepare_target(target, cp, p, SR, "cpu", res)
+        pt_p = content.prepare_target(target, preset, p, SR, "cpu", res)
         spec_keys, norm = pt.spectral, pt.spectral_norm
         if a.more:
             linear_bound[s, t] = _parallel_linear_query(
@@ -210,8 +215,12 @@ def agreement(a, j, pairs) -> None:
             qc = content._matching_features(fs["content"], cp)
             qs = content.spectral_queries(mapped, fb, norm)
             qr = content.refined_queries(fs["log_env"], fs["speech"], qc, qs, pt, fb, refine)
-            queries = {"preset": (content.joint_keys(qc, qr, 0.6), pt.match_keys),
+            qp = content._matching_features(fs["content"], preset, fs["phone_states"])
+            qpr = content.refined_queries(fs["log_env"], fs["speech"], qp, qs, pt_p, fb, preset)
+            queries = {"preset": (content.joint_keys(qp, qpr, 0.6), pt_p.match_keys),
+                       "no_phone_states": (content.joint_keys(qc, qr, 0.6), pt.match_keys),
                        "unrefined": (content.joint_keys(qc, qs, 0.6), pt.match_keys), "content": (qc, pt.keys),
+                       "content+phone_states": (qp, pt_p.keys),
                        "spectrum": (qs, spec_keys), "oracle": (O, spec_keys)}
             if a.more:
                 tc = torch.from_numpy(np.ascontiguousarray(target["content"])).float()

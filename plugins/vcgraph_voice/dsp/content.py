@@ -28,6 +28,8 @@ import torch.nn.functional as F
 
 from . import fast
 from .. import content_model as cm
+from .. import phone_states as ps
+from ..errors import VoiceInputError
 
 
 @dataclass
@@ -48,6 +50,9 @@ class ContentParams:
                                     # source's shapes fitted to its own matches (see refined_queries)
     refine_context: int = 2         # +-frames (5 ms) of the source's shape that map feeds on
     refine_ridge: float = 100.0     # ridge penalty of that fit
+    phone_states: float = 0.0       # weight of pocketsphinx's phone-state posteriors in the content
+                                    # match, beside the encoder's features (0: the encoder's alone)
+    phone_state_context: int = 2    # +-content frames (10 ms) of those posteriors matched
     chunk: int = 2048               # source frames per distance block (bounds memory)
     device: str = "cpu"
 
@@ -69,15 +74,30 @@ def content_features(encoder, frontend, audio: torch.Tensor, sr: int, n_frames: 
     return feats[idx]
 
 
+def phone_state_features(model, frontend, audio: torch.Tensor, sr: int, n_frames: int, hop: int) -> torch.Tensor:
+    """pocketsphinx's phone-state posteriors (:mod:`..phone_states`) on the analysis grid:
+    ``(n_frames, 126)``."""
+    with torch.no_grad():
+        x = audio.float().reshape(-1)
+        if sr != ps.SAMPLE_RATE:
+            x = frontend.resampler(x, int(sr), ps.SAMPLE_RATE)
+        post = model(x)
+    idx = content_frame_index(torch.arange(n_frames, device=post.device), hop, sr).clamp(max=post.shape[0] - 1)
+    return post[idx]
+
+
 @torch.no_grad()
 def analyze(audio, sr: int, encoder, frontend, params: "fast.FastParams",
-            resources: "fast.FastResources | None" = None) -> dict:
-    """The fast method's analysis plus ``content`` ``(T, 64 + N_CLASSES)`` on the same grid."""
+            resources: "fast.FastResources | None" = None, phone_states=None) -> dict:
+    """The fast method's analysis plus ``content`` ``(T, 64 + N_CLASSES)`` on the same grid,
+    and ``phone_states`` ``(T, 126)`` when a :class:`..phone_states.PhoneStates` model is given."""
     a = fast.analyze(audio, sr, params, resources)
     x = fast._as_tensor(audio, torch.device(params.device))
-    a["content"] = content_features(encoder, frontend, x, sr, a["log_env"].shape[0],
-                                    params.hop(sr)).to(a["log_env"].device)
+    n, hop, dev = a["log_env"].shape[0], params.hop(sr), a["log_env"].device
+    a["content"] = content_features(encoder, frontend, x, sr, n, hop).to(dev)
     a["encoder"] = encoder_identity(encoder)
+    if phone_states is not None:
+        a["phone_states"] = phone_state_features(phone_states, frontend, x, sr, n, hop).to(dev)
     return a
 
 
@@ -100,6 +120,8 @@ def target_frames(analyses: list[dict]) -> dict[str, np.ndarray]:
     out["ap"] = cat("ap").numpy().astype(np.float16)
     out["voiced"] = torch.cat([a["voiced"].cpu() for a in analyses]).numpy()
     out["sr"] = np.array([int(analyses[0]["sr"])], np.int32)
+    if all("phone_states" in a for a in analyses):
+        out["phone_states"] = cat("phone_states").numpy().astype(np.float16)
     return out
 
 
@@ -126,12 +148,25 @@ def with_context(z: torch.Tensor, context: int, step: int = 1) -> torch.Tensor:
                       for d in range(-context, context + 1)], -1)
 
 
-def _matching_features(content: torch.Tensor, p: ContentParams) -> torch.Tensor:
+def _matching_features(content: torch.Tensor, p: ContentParams, phone_states: torch.Tensor | None = None) -> torch.Tensor:
+    """Unit content vectors: the encoder's features over a context, and with ``p.phone_states``
+    > 0 pocketsphinx's phone-state posteriors beside them (square roots, so that the cosine of
+    two frames is the Bhattacharyya overlap of their posteriors), each part weighted."""
     f = content[:, :cm.BOTTLENECK] if p.match_on == "bottleneck" else content[:, cm.BOTTLENECK:]
     f = f - f.mean(0, keepdim=True) if p.match_on == "bottleneck" else f
     if p.context:
         f = with_context(f, p.context, step=2)  # 2 x 5 ms = one content frame
-    return F.normalize(f.float(), dim=-1)
+    f = F.normalize(f.float(), dim=-1)
+    if not p.phone_states:
+        return f
+    if phone_states is None:
+        raise VoiceInputError("the content match is set to use phone-state posteriors (phone_states > 0), and "
+                              "these content features have none: enrol the voice again with this vcgraph "
+                              "(vcgraph enroll REF.wav ... -o voice.vcp), or set phone_states to 0")
+    g = phone_states.float().clamp_min(0).sqrt()
+    if p.phone_state_context:
+        g = with_context(g, p.phone_state_context, step=2)
+    return torch.cat([p.phone_states ** 0.5 * F.normalize(g, dim=-1), (1 - p.phone_states) ** 0.5 * f], -1)
 
 
 def _mel_shape(env: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
@@ -188,7 +223,8 @@ class PreparedTarget:
     def settings(params: ContentParams, fast_params: "fast.FastParams", sr: int, device) -> tuple:
         """The settings a prepared target depends on (equal settings: the same preparation)."""
         return (str(torch.device(device)), params.match_on, params.context, params.spectral_match, int(sr),
-                fast_params.fft_size(int(sr)), fast_params.n_mels, fast_params.mel_fmax)
+                fast_params.fft_size(int(sr)), fast_params.n_mels, fast_params.mel_fmax, params.phone_states,
+                params.phone_state_context)
 
 
 def _spectral_fb(sr: int, fast_params: "fast.FastParams", dev, resources) -> torch.Tensor:
@@ -204,13 +240,18 @@ def prepare_target(target: dict, params: ContentParams, fast_params: "fast.FastP
     conversion."""
     dev = torch.device(device)
     # float16 in the profile; torch widens it about 3x faster than numpy does (exactly, either way)
-    t = {k: torch.from_numpy(np.ascontiguousarray(target[k])).to(dev).float() for k in ("content", "log_env", "ap")}
+    t = {k: torch.from_numpy(np.ascontiguousarray(target[k])).to(dev).float()
+         for k in ("content", "log_env", "ap", "phone_states") if k in target}
     sr_t, n_t = int(np.asarray(target["sr"]).reshape(-1)[0]), 2 * (t["log_env"].shape[1] - 1)
     n_s = fast_params.fft_size(sr)
     if (sr_t, n_t) != (sr, n_s):  # enrolled at another rate: the target's spectra onto this grid, by frequency
         R = rebin_hz(sr_t, n_t, sr, n_s).to(dev)
         t["log_env"], t["ap"] = t["log_env"] @ R, t["ap"] @ R
-    keys = _matching_features(t["content"], params)
+    if params.phone_states and "phone_states" not in t:
+        raise VoiceInputError("this profile's content part has no phone-state posteriors (it was enrolled by an "
+                              "earlier vcgraph), and the content match is set to use them: enrol the voice again "
+                              "(vcgraph enroll REF.wav ... -o voice.vcp), or set phone_states to 0")
+    keys = _matching_features(t["content"], params, t.get("phone_states"))
     match_keys, norm, ks = keys, None, None
     if params.spectral_match > 0:
         ks, norm = spectral_keys(t["log_env"], _spectral_fb(sr, fast_params, dev, resources))
@@ -253,7 +294,7 @@ def synthesize(features: dict, target: dict, params: ContentParams, fast_params:
     sr = int(features["sr"])
     env_s, ap_s = features["log_env"], features["ap"]
     pt = prepared or prepare_target(target, params, fast_params, sr, dev, resources)
-    q = _matching_features(features["content"], params)
+    q = _matching_features(features["content"], params, features.get("phone_states"))
     # the fast method's mapping of the source's envelope: matched on and/or blended in
     mapped = (fast.mapped_envelope(features, target, fast_params, resources)[0]
               if params.spectral_match > 0 or params.blend < 1.0 else None)

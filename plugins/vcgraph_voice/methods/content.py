@@ -20,6 +20,7 @@ from vcgraph.stage import StageConfig, implementation
 
 from .. import content_model as cm
 from ..errors import VoiceInputError
+from ..phone_states import load_phone_states
 from ..dsp import content as kernels
 from ..dsp import fast as fast_kernels
 from ..dsp.content import ContentParams
@@ -36,16 +37,20 @@ class ContentAnalysis(FastAnalysis):
 
     content: torch.Tensor  # [T, 64 + N_CLASSES]: bottleneck, log phone-state posteriors
     encoder: np.ndarray    # [8] uint8: the identity of the encoder that made ``content``
+    phone_states: torch.Tensor | None = None  # [T, 126] pocketsphinx's phone-state posteriors
 
     @classmethod
     def from_kernel(cls, a: dict) -> "ContentAnalysis":
         """From what :func:`dsp.content.analyze` returns."""
         fast = FastAnalysis.from_kernel(a)
         return cls(**{f.name: getattr(fast, f.name) for f in dataclasses.fields(FastAnalysis)},
-                   content=a["content"], encoder=a["encoder"])
+                   content=a["content"], encoder=a["encoder"], phone_states=a.get("phone_states"))
 
     def kernel(self) -> dict:
-        return dict(super().kernel(), content=self.content, encoder=self.encoder)
+        out = dict(super().kernel(), content=self.content, encoder=self.encoder)
+        if self.phone_states is not None:
+            out["phone_states"] = self.phone_states
+        return out
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -59,6 +64,9 @@ class ContentTarget(FastTarget):
     voiced: np.ndarray           # [N] bool
     sample_rate: np.ndarray = key("sr")  # [1] int32: the rate the frames were analysed at
     encoder: np.ndarray          # [8] uint8: identity of the content encoder that made ``content``
+    # [N, 126] float16: pocketsphinx's phone-state posteriors; absent from profiles enrolled
+    # before 2026-12-04 (their conversions with phone_states > 0 ask for a new enrolment)
+    phone_states: np.ndarray | None = None
 
 
 def check_same_encoder(profile_id: np.ndarray, source_id: np.ndarray) -> None:
@@ -112,18 +120,24 @@ class ContentMethod(Method):
     def __init__(self) -> None:
         self.resources = fast_kernels.FastResources()
         self._models: dict[str, tuple[cm.ContentEncoder, cm.ContentFrontend]] = {}
+        self._phone_states: dict[str, object] = {}
         self.prepared = PreparedTargets()
 
-    def load(self, device: str, weights: str = "") -> None:
-        """Load the encoder and its front end onto ``device`` (once per device)."""
+    def load(self, device: str, weights: str = "", phone_states: bool = True) -> None:
+        """Load the encoder and its front end onto ``device`` (once per device), and
+        pocketsphinx's phone-state model unless ``phone_states`` is false."""
         if device not in self._models:
             self._models[device] = (cm.load_encoder(weights or cm.WEIGHTS, device), cm.ContentFrontend().to(device))
+        if phone_states and device not in self._phone_states:
+            self._phone_states[device] = load_phone_states(device)
+        elif not phone_states:
+            self._phone_states.pop(device, None)
 
     def analyze(self, audio: Waveform, params: FastParams, source_f0=None) -> ContentAnalysis:
         encoder, frontend = self._models[params.device]
         x = audio.samples.to(params.device).float()
         a = ContentAnalysis.from_kernel(kernels.analyze(x, audio.sample_rate, encoder, frontend, params,
-                                                        self.resources))
+                                                        self.resources, self._phone_states.get(params.device)))
         if source_f0 is not None:
             f0 = torch.from_numpy(resample_contour(source_f0, a.f0.shape[-1])).to(a.f0)
             a = dataclasses.replace(a, f0=f0, voiced=f0 > 0)
@@ -138,7 +152,7 @@ class ContentMethod(Method):
         features, arrays = analysis.kernel(), target.to_arrays()
         fast_params, sr, device = FastParams(device=params.device), int(features["sr"]), features["log_env"].device
         prepared = self.prepared.get(
-            [target.content, target.log_env, target.ap],
+            [a for a in (target.content, target.log_env, target.ap, target.phone_states) if a is not None],
             kernels.PreparedTarget.settings(params, fast_params, sr, device),
             lambda: kernels.prepare_target(arrays, params, fast_params, sr, device, self.resources))
         return kernels.synthesize(features, arrays, params, fast_params, pitch_shift, self.resources, prepared)
@@ -152,10 +166,13 @@ class ContentFeatures(FeatureStage):
 
     class Config(FeatureConfig):
         weights: str = Field("", description="content-model safetensors file (empty: the shipped model)")
+        phone_states: bool = Field(True, description="also compute pocketsphinx's phone-state posteriors "
+                                   "(its shipped English acoustic model, no recogniser; about 10-20 ms per "
+                                   "second of audio), which content-synthesis's phone_states matches on")
 
     def build(self, kind: str, device: str) -> None:
         super().build(kind, device)
-        self.impl.load(device, self.config.weights)
+        self.impl.load(device, self.config.weights, self.config.phone_states)
 
     def params(self, device: str) -> FastParams:
         c = self.config
@@ -210,6 +227,12 @@ class ContentSynthesis(SynthesisStage):
                                       "more words where content labels are wrong)")
         target_aperiodicity: bool = Field(True, description="aperiodicity from the matched target frames "
                                           "(else the source's)")
+        phone_states: float = Field(0.0, ge=0.0, le=1.0, description="weight of pocketsphinx's phone-state "
+                                    "posteriors (a model trained on real speakers) in the content match, beside "
+                                    "the encoder's bottleneck (0: the bottleneck alone; needs a profile enrolled "
+                                    "with them, and content-features' phone_states on)")
+        phone_state_context: int = Field(2, ge=0, le=8, description="neighbouring content frames (10 ms each "
+                                         "side) of those posteriors matched too")
         prepared_targets: int = Field(4, ge=0, le=64, description="profiles whose float32 frames and matching "
                                       "keys are kept between conversions (about 12 MB per 10 s of reference "
                                       "audio each; 0: prepared again on every call)")
@@ -223,7 +246,8 @@ class ContentSynthesis(SynthesisStage):
         return ContentParams(k=k or c.k, match_on=c.match_on, context=c.context, blend=c.blend,
                              replace=c.replace, shift_k=c.shift_k, keep_energy=c.keep_energy, smooth=c.smooth,
                              target_ap=c.target_aperiodicity, spectral_match=c.spectral_match, refine=c.refine,
-                             refine_context=c.refine_context, refine_ridge=c.refine_ridge, device=device)
+                             refine_context=c.refine_context, refine_ridge=c.refine_ridge,
+                             phone_states=c.phone_states, phone_state_context=c.phone_state_context, device=device)
 
     @implementation("simplified")
     def run_simplified(self, ctx, features, speaker, pitch_shift=None):
