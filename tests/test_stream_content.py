@@ -229,3 +229,58 @@ def test_a_profile_of_another_content_encoder_is_refused_by_the_stream(pipe, pro
     vs = VoiceStream(pipe, other, sample_rate=SR, block_size=320)
     with pytest.raises(Exception, match="made by content encoder 0001020304050607.*Enrol the voice again"):
         vs.convert(src[:SR])
+
+
+# -- pocketsphinx's phone states, streamed ----------------------------------------------------
+
+
+
+@pytest.mark.parametrize("block", [211, 320])
+def test_streamed_phone_states_equal_the_offline_ones_given_the_same_cepstral_mean(src, block):
+    """Framing, pre-emphasis and padding as offline: with the utterance's cepstral mean in place
+    of the running one, every final frame's posteriors are the offline ones; with the running
+    mean, the frames after the first second mostly agree."""
+    from vcgraph_voice.phone_states import load_phone_states
+    model = load_phone_states()
+    x = torch.from_numpy(src)
+    offline = model(x)
+
+    class UtteranceMean:
+        data_mean = model.cepstra(x).mean(0)
+
+        def update(self, *_):
+            pass
+    exact = cs.StreamPhoneStates(model)
+    exact.mean = UtteranceMean()
+    _push_all(exact, src, block)
+    assert exact.n_post >= offline.shape[0] - 5
+    torch.testing.assert_close(exact.post, offline[:exact.n_post], atol=1e-4, rtol=1e-3)
+    running = cs.StreamPhoneStates(model)
+    _push_all(running, src, block)
+    late = slice(100, running.n_post)
+    agree = (running.post[late].argmax(1) == offline[late].argmax(1)).float().mean()
+    assert float(agree) > 0.8
+
+
+def test_phone_states_in_a_stream_are_declared_and_change_the_match(pipe, profile, src):
+    """The graph matches on them (+-10 ms, no look-ahead beyond the encoder's); a wider context
+    declares its longer look-ahead, no frame waits for them, the frames chosen change, and a
+    profile enrolled without them is a clear error."""
+    from vcgraph_voice.profile import VoiceProfile
+    assert pipe.graph.nodes["voice_synthesis"].config.phone_states == 0.5
+    lat = stream_latency(pipe.graph, SR, 320).parts_ms["lookahead"]
+    assert lat >= 1000 * cs.phone_state_lookahead(SR, 1, 80) / SR
+    wide = Pipeline.from_yaml(CONFIG, overrides=["nodes.feature_extraction.config.phone_state_context=2"])
+    assert stream_latency(wide.graph, SR, 320).parts_ms["lookahead"] >= 1000 * cs.phone_state_lookahead(SR, 2, 80) / SR > lat
+    plain = Pipeline.from_yaml(CONFIG, overrides=["nodes.voice_synthesis.config.phone_states=0",
+                                                  "nodes.feature_extraction.config.phone_states=false"])
+    out = {}
+    for name, p in (("graph", pipe), ("wide", wide), ("plain", plain)):
+        vs = VoiceStream(p, profile, sample_rate=SR, block_size=320)
+        out[name] = vs.convert(src)
+        assert vs._stream.state["feature_extraction"]["obj"]["late"] == 0 and len(out[name]) == len(src)
+    assert np.abs(out["graph"] - out["plain"]).max() > 1e-3 and np.abs(out["graph"] - out["wide"]).max() > 1e-3
+    content = {k: v for k, v in profile.methods["content"].items() if k != "phone_states"}
+    old = VoiceProfile(profile.embedding, dict(profile.methods, content=content), profile.seconds)
+    with pytest.raises(Exception, match="no phone-state posteriors.*enrol the voice again"):
+        VoiceStream(pipe, old, sample_rate=SR, block_size=320).convert(src[:SR])

@@ -116,17 +116,28 @@ class PhoneStates(nn.Module):
         pad = WINDOW // 2
         if x.numel() <= pad:
             x = nn.functional.pad(x, (0, pad + 1 - x.numel()))
-        x = nn.functional.pad(x[None, None], (pad, pad), mode="reflect")[0, 0]
-        frames = x.unfold(0, WINDOW, HOP) * self.window
+        return self.framed_cepstra(nn.functional.pad(x[None, None], (pad, pad), mode="reflect")[0, 0])
+
+    def framed_cepstra(self, padded: torch.Tensor) -> torch.Tensor:
+        """Cepstra of every whole window of pre-emphasised, 16-bit-scaled samples (windows
+        ``HOP`` apart from ``padded``'s first sample)."""
+        frames = padded.unfold(0, WINDOW, HOP) * self.window
         power = torch.fft.rfft(frames, N_FFT).abs() ** 2
         return torch.log((power @ self.mel.T).clamp_min(1e-5)) @ self.dct.T
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         c = self.cepstra(audio)
-        c = c - c.mean(0)            # the utterance's cepstral mean (the model's "cmn batch")
+        return self.posteriors(c - c.mean(0))   # the utterance's cepstral mean ("cmn batch")
+
+    def posteriors(self, c: torch.Tensor, first: int = 0, last: int | None = None) -> torch.Tensor:
+        """Posteriors of frames ``first .. last - 1`` of mean-removed cepstra ``c`` (deltas
+        read up to 3 frames each side, clamped at ``c``'s ends)."""
         T = c.shape[0]
-        at = lambda o: c[(torch.arange(T, device=c.device) + o).clamp(0, T - 1)]
-        streams = (c, at(2) - at(-2), (at(3) - at(-1)) - (at(1) - at(-3)))
+        last = T if last is None else last
+        t = torch.arange(first, last, device=c.device)
+        at = lambda o: c[(t + o).clamp(0, T - 1)]
+        streams = (at(0), at(2) - at(-2), (at(3) - at(-1)) - (at(1) - at(-3)))
+        T = last - first
         score = 0.0
         for j, x in enumerate(streams):
             g = (torch.cat([x * x, x, torch.ones_like(x[:, :1])], 1) @ self.gauss[j]).reshape(T, N_CODEBOOKS, 128)

@@ -38,7 +38,8 @@ from .content import (ContentParams, _matching_features, _mel_shape, content_fra
                       rebin_hz, spectral_keys, spectral_queries)
 from .running import PeakTracker, RunningMoments
 
-__all__ = ["RECEPTIVE_LEFT", "StreamContent", "StreamMatcher", "StreamRefiner", "content_lookahead", "rebin_hz"]
+__all__ = ["RECEPTIVE_LEFT", "StreamContent", "StreamMatcher", "StreamPhoneStates", "StreamRefiner", "content_lookahead",
+           "phone_state_lookahead", "rebin_hz"]
 
 RECEPTIVE_LEFT = 2 + sum(2 * d for d in cm.DILATIONS[:-1]) + cm.DILATIONS[-1]  # content frames (33)
 _HALF_WIN = 200   # samples each side of a 10 ms frame's centre that its window covers (400-sample Hann)
@@ -65,8 +66,17 @@ def content_lookahead(sample_rate: int, context: int, hop: int) -> int:
     its content features need: the matching context (``context`` shifts of two analysis
     frames), rounding to the nearest content frame, the encoder's look-ahead and half a
     window, rounded up, plus the resampler's delay when the stream is not at 16 kHz."""
-    frames = 2 * context * hop * 100.0 / sample_rate + 0.5 + cm.LOOKAHEAD_FRAMES
-    need16 = frames * cm.HOP + _HALF_WIN
+    return _lookahead(sample_rate, context, hop, cm.LOOKAHEAD_FRAMES, _HALF_WIN)
+
+
+def _lookahead(sample_rate: int, context: int, hop: int, frames_ahead: int, half_window: int) -> int:
+    """Samples at ``sample_rate`` after an analysis frame's centre that a 10 ms feature with
+    ``context`` shifts of two analysis frames needs, when each 10 ms frame reads
+    ``frames_ahead`` frames after it and its window ``half_window`` samples (16 kHz) past its
+    centre: rounding to the nearest 10 ms frame, rounded up, plus the resampler's delay when
+    the stream is not at 16 kHz."""
+    frames = 2 * context * hop * 100.0 / sample_rate + 0.5 + frames_ahead
+    need16 = frames * cm.HOP + half_window
     extra = 0
     if sample_rate != cm.SAMPLE_RATE:
         from .stream_resample import StreamResampler
@@ -78,8 +88,10 @@ class StreamContent:
     """Working-rate samples in; content features ``[T, 64 + N_CLASSES]`` of 5 ms frames out."""
 
     def __init__(self, sample_rate: int, encoder: cm.ContentEncoder, hop: int, device="cpu", speech_db: float = 30.0,
-                 prior_frames: float = 200.0, tau_s: float = 30.0, prior: tuple | None = None):
+                 prior_frames: float = 200.0, tau_s: float = 30.0, prior: tuple | None = None, phone_states=None):
         self.sr, self.device, self.encoder, self.hop = int(sample_rate), torch.device(device), encoder, int(hop)
+        # pocketsphinx's posteriors of the same 16 kHz stream (a PhoneStates model, or None)
+        self.phones = StreamPhoneStates(phone_states, device, tau_s) if phone_states is not None else None
         self.resampler = None
         if self.sr != cm.SAMPLE_RATE:
             from .stream_resample import StreamResampler
@@ -127,6 +139,8 @@ class StreamContent:
         x = x.to(self.device, torch.float32).reshape(-1)
         if self.resampler is not None:
             x = self.resampler.push(x)
+        if self.phones is not None:
+            self.phones.push(x)
         self.x = torch.cat([self.x, x])
         self.received16 += int(x.numel())
         if not self.started:
@@ -181,6 +195,87 @@ class StreamContent:
         return out
 
 
+
+
+class StreamPhoneStates:
+    """16 kHz samples in; pocketsphinx's phone-state posteriors (:mod:`..phone_states`) of
+    10 ms frames out, as offline except that the cepstral mean removed is a causal running
+    mean (forgetting, ``tau_s``) of the frames so far instead of the utterance's. A frame is
+    final when its window and the 3 frames its deltas read after it have arrived."""
+
+    def __init__(self, model, device="cpu", tau_s: float = 30.0):
+        from ..phone_states import HOP, WINDOW
+        self.model, self.device, self.hop, self.half = model, torch.device(device), HOP, WINDOW // 2
+        self.x = torch.zeros(0, device=self.device)   # the pre-emphasised, reflect-padded stream, from x_start
+        self.x_start, self.received, self.last_sample, self.started = 0, 0, None, False
+        self.n_cep, self.cep, self.cep_start = 0, torch.zeros(0, 13, device=self.device), 0   # mean removed
+        self.n_post, self.post, self.post_start = 0, torch.zeros(0, 126, device=self.device), 0
+        self.mean = RunningMoments(torch.zeros(13), torch.ones(13), 0.0, 0.0, tau_s * 100.0, self.device)
+
+    def push(self, x16: torch.Tensor) -> None:
+        """Append 16 kHz samples; compute every cepstrum and posterior that became final."""
+        x = x16.to(self.device, torch.float32).reshape(-1) * 32768.0
+        if not x.numel():
+            return
+        prev = x[:1] if self.last_sample is None else self.last_sample
+        self.last_sample = x[-1:].clone()
+        emph = x - 0.97 * torch.cat([prev, x[:-1]])
+        if self.received == 0:
+            emph[0] = x[0]                      # offline: the first sample is kept as it is
+        self.received += int(x.numel())
+        self.x = torch.cat([self.x, emph])
+        if not self.started:
+            if self.x.numel() <= self.half:
+                return
+            self.x = torch.cat([self.x[1:self.half + 1].flip(0), self.x])   # offline: reflect padding
+            self.started = True
+        last = (self.received - self.half) // self.hop   # frame t's window ends at stream sample t * hop + half
+        if last >= self.n_cep:
+            a = self.n_cep
+            seg = self.x[a * self.hop - self.x_start:last * self.hop + 2 * self.half - self.x_start]
+            c = self.model.framed_cepstra(seg)
+            self.mean.update(c, torch.ones(c.shape[0], dtype=torch.bool, device=c.device))
+            self.cep = torch.cat([self.cep, c - self.mean.data_mean])
+            self.n_cep = last + 1
+            keep = self.n_cep * self.hop - self.x_start
+            self.x, self.x_start = self.x[keep:], self.x_start + keep
+        final = self.n_cep - 1 - 3
+        if final >= self.n_post:
+            first = self.n_post
+            post = self.model.posteriors(self.cep, first - self.cep_start, final + 1 - self.cep_start)
+            self.post = torch.cat([self.post, post])
+            self.n_post = final + 1
+            drop = max(0, self.n_post - 3) - self.cep_start
+            if drop > 0:
+                self.cep, self.cep_start = self.cep[drop:], self.cep_start + drop
+
+    def available(self, hop: int, sr: int, context: int) -> int:
+        """Analysis frames (``hop`` samples apart at ``sr``) whose posteriors with ``context``
+        are final: ``k < available(...)``."""
+        if not self.n_post:
+            return 0
+        r = hop * 100.0 / sr
+        return max(0, int(math.floor((self.n_post - 0.5) / r - 1e-9)) - 2 * context + 1)
+
+    def frames(self, k0: int, k1: int, hop: int, sr: int, context: int) -> torch.Tensor:
+        """Posteriors of analysis frames ``k0 .. k1 - 1`` with their matching context, as
+        offline: ``[k1 - k0, 2 * context + 1, 126]``."""
+        k = torch.arange(k0, k1, device=self.device)
+        js = torch.stack([content_frame_index((k + 2 * s).clamp_min(0), hop, sr)
+                          for s in range(-context, context + 1)], 1).clamp(max=self.n_post - 1)
+        out = self.post[js - self.post_start]
+        drop = int(js[0, 0]) - self.post_start if k1 > k0 else 0
+        if drop > 0:
+            self.post, self.post_start = self.post[drop:], self.post_start + drop
+        return out
+
+
+def phone_state_lookahead(sample_rate: int, context: int, hop: int) -> int:
+    """Samples at ``sample_rate`` after an analysis frame's centre that its phone-state
+    posteriors with ``context`` need (as :func:`content_lookahead`: 3 frames of deltas, half a
+    410-sample window)."""
+    from ..phone_states import WINDOW
+    return _lookahead(sample_rate, context, hop, 3, WINDOW // 2)
 
 
 class StreamRefiner:
@@ -260,11 +355,16 @@ class StreamMatcher:
         if ts is self.target:
             return
         self.target = ts
-        t = {k: torch.as_tensor(ts[k]).to(self.device).float() for k in ("content", "log_env", "ap")}
+        t = {k: torch.as_tensor(ts[k]).to(self.device).float() for k in ("content", "log_env", "ap", "phone_states")
+             if k in ts}
         sr_t = int(torch.as_tensor(ts["sr"]).reshape(-1)[0])
         n_t = 2 * (t["log_env"].shape[1] - 1)
         R = rebin_hz(sr_t, n_t, self.sr, self.n_fft).to(self.device)
-        self.keys = _matching_features(t["content"], self.p)
+        if self.p.phone_states and "phone_states" not in t:
+            raise VoiceInputError("this profile's content part has no phone-state posteriors (it was enrolled by an "
+                                  "earlier vcgraph), and the content match is set to use them: enrol the voice again "
+                                  "(vcgraph enroll REF.wav ... -o voice.vcp), or set phone_states to 0")
+        self.keys = _matching_features(t["content"], self.p, t.get("phone_states"))
         self.env, self.ap = t["log_env"] @ R, t["ap"] @ R
         if self.p.spectral_match > 0:
             from .fast import FastParams, mel_matrix
@@ -277,7 +377,7 @@ class StreamMatcher:
                                              self.device, min_frames=self.refine_after)
 
     def match(self, content: torch.Tensor, mapped: torch.Tensor | None = None, source_env: torch.Tensor | None = None,
-              speech: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              speech: torch.Tensor | None = None, phone_states: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(envelope, aperiodicity) ``[T, F]``: the mean of the ``k`` nearest target frames of
         each frame's content (``[T, 2 * context + 1, D]`` from :meth:`StreamContent.frames`)
         and, with ``spectral_match``, of the source's envelope mapped to the target ``mapped``
@@ -291,6 +391,11 @@ class StreamMatcher:
         else:
             q = content[:, :, cm.BOTTLENECK:]
         q = F.normalize(q.reshape(q.shape[0], -1), dim=-1)
+        if p.phone_states:  # as offline (content._matching_features): square roots, context side by side
+            if phone_states is None:
+                raise ValueError("phone_states needs the frames' phone-state posteriors")
+            g = F.normalize(phone_states.clamp_min(0).sqrt().reshape(phone_states.shape[0], -1), dim=-1)
+            q = torch.cat([p.phone_states ** 0.5 * g, (1 - p.phone_states) ** 0.5 * q], -1)
         if p.spectral_match > 0:
             if mapped is None:
                 raise ValueError("spectral_match needs the mapped source envelope")

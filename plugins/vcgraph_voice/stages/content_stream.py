@@ -37,19 +37,31 @@ class ContentStreamFeatures(FastStreamFeatures, OwnsResources):
         weights: str = Field("", description="content-model safetensors file (empty: the shipped model)")
         norm_prior_frames: float = Field(200.0, ge=0.0, le=1e6, description="weight (10 ms frames) of the "
                                          "training voices' average in the encoder input's running normalisation")
+        phone_states: bool = Field(False, description="also compute pocketsphinx's phone-state posteriors "
+                                   "(cepstral mean: a running mean), which content-stream-synthesis's "
+                                   "phone_states matches on; adds look-ahead")
+        phone_state_context: int = Field(2, ge=0, le=4, description="content frames (10 ms) of those posteriors "
+                                         "each side of a frame; each adds 10 ms of look-ahead")
 
     def build(self, kind: str, device: str) -> None:
         self.encoder = getattr(self, "encoder", {})
         if device not in self.encoder:
             self.encoder[device] = cm.load_encoder(self.config.weights or cm.WEIGHTS, device)
+        self.phone_model = getattr(self, "phone_model", {})
+        if self.config.phone_states and device not in self.phone_model:
+            from ..phone_states import load_phone_states
+            self.phone_model[device] = load_phone_states(device)
 
     @classmethod
     def settings_at(cls, config, sample_rate: int):
         """The streaming settings, with enough look-ahead frames for the content features."""
-        from ..dsp.content_stream import content_lookahead
+        from ..dsp.content_stream import content_lookahead, phone_state_lookahead
         s = cls.settings(config)
         g = _dsp().frame_grid(sample_rate, s)
-        need = content_lookahead(sample_rate, config.context, g.hop) - g.half_context
+        need = content_lookahead(sample_rate, config.context, g.hop)
+        if config.phone_states:
+            need = max(need, phone_state_lookahead(sample_rate, config.phone_state_context, g.hop))
+        need -= g.half_context
         return replace(s, lookahead_frames=max(s.lookahead_frames, -(-need // g.hop)))
 
     @classmethod
@@ -68,7 +80,9 @@ class ContentStreamFeatures(FastStreamFeatures, OwnsResources):
             return {"settings": s, "ana": _dsp().StreamAnalyzer(sr, s, ctx.device),
                     "encoder": encoder_identity(self.encoder[ctx.device]),
                     "content": StreamContent(sr, self.encoder[ctx.device], s.fast.hop(sr), ctx.device,
-                                             prior_frames=self.config.norm_prior_frames), "late": 0}
+                                             prior_frames=self.config.norm_prior_frames,
+                                             phone_states=self.phone_model.get(ctx.device)
+                                             if self.config.phone_states else None), "late": 0}
 
         st = _state(ctx, make)
         s = st["settings"]
@@ -83,6 +97,12 @@ class ContentStreamFeatures(FastStreamFeatures, OwnsResources):
                 if st["content"].available(c) < k0 + T:
                     st["late"] += 1  # never expected: the look-ahead covers the content (tested)
                 frames["content"] = st["content"].frames(k0, k0 + T, c)
+                phones = st["content"].phones
+                if phones is not None:
+                    pc, hop = self.config.phone_state_context, s.fast.hop(sr)
+                    if phones.available(hop, sr, pc) < k0 + T:
+                        st["late"] += 1
+                    frames["phone_states"] = phones.frames(k0, k0 + T, hop, sr, pc)
         return {"frames": FrameBlock(frames, s, sr, st["encoder"])}
 
 
@@ -102,6 +122,9 @@ class ContentStreamSynthesis(FastStreamSynthesis):
         target_aperiodicity: bool = Field(True, description="aperiodicity from the matched target frames")
         spectral_match: float = Field(0.0, ge=0.0, le=1.0, description="weight of a spectral match beside the "
                                       "content match (the mapped source's envelope against the target's frames)")
+        phone_states: float = Field(0.0, ge=0.0, le=1.0, description="weight of pocketsphinx's phone-state "
+                                    "posteriors in the content match (needs content-stream-features' "
+                                    "phone_states on, and a profile enrolled with them)")
         refine_after_s: float = Field(6.0, ge=0.0, le=600.0, description="seconds of speech the maps are fitted on "
                                       "before their queries are used (the unrefined ones until then)")
 
@@ -113,7 +136,8 @@ class ContentStreamSynthesis(FastStreamSynthesis):
             p = ContentParams(k=c.k, match_on=c.match_on, context=fr["content"].shape[1] // 2, blend=c.blend,
                               keep_energy=c.keep_energy, smooth=0, target_ap=c.target_aperiodicity,
                               spectral_match=c.spectral_match, refine=c.refine, refine_context=c.refine_context,
-                              refine_ridge=c.refine_ridge)
+                              refine_ridge=c.refine_ridge, phone_states=c.phone_states,
+                              phone_state_context=fr["phone_states"].shape[1] // 2 if "phone_states" in fr else 0)
             n_fft = _dsp().frame_grid(frames.sample_rate, frames.settings).n_fft
             state["match"] = StreamMatcher(p, frames.sample_rate, n_fft, env.device, tau_s=c.tau_s,
                                            refine_after_s=c.refine_after_s)
@@ -122,7 +146,7 @@ class ContentStreamSynthesis(FastStreamSynthesis):
             check_same_encoder(target["encoder"], frames.encoder)
             state["checked_target"] = target
         matcher.set_target(target)
-        env_m, ap_m = matcher.match(fr["content"], env, fr["log_env"], fr["speech"])
+        env_m, ap_m = matcher.match(fr["content"], env, fr["log_env"], fr["speech"], fr.get("phone_states"))
         out = c.blend * env_m + (1 - c.blend) * env
         if c.keep_energy:
             e_s = 0.5 * torch.logsumexp(2 * fr["log_env"], 1, keepdim=True)
