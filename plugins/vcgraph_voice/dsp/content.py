@@ -28,7 +28,6 @@ import torch.nn.functional as F
 
 from . import fast
 from .. import content_model as cm
-from .. import phone_states as ps
 from ..errors import VoiceInputError
 
 
@@ -63,41 +62,45 @@ def content_frame_index(frames: torch.Tensor, hop: int, sr: int) -> torch.Tensor
     return torch.round(frames.double() * (hop * 100.0 / sr)).long()
 
 
-def content_features(encoder, frontend, audio: torch.Tensor, sr: int, n_frames: int, hop: int) -> torch.Tensor:
-    """Encoder outputs on the analysis grid (``n_frames`` frames ``hop`` samples apart at
-    ``sr``): ``(n_frames, 64 + N_CLASSES)`` (bottleneck, log-posteriors)."""
-    with torch.no_grad():
-        mel = frontend(audio, sr)
-        logits, z = encoder(mel[None])
-        feats = torch.cat([z[0], torch.log_softmax(logits[0], -1)], -1)  # (T10, D)
+def _on_grid(feats: torch.Tensor, n_frames: int, hop: int, sr: int) -> torch.Tensor:
+    """Rows of 10 ms ``feats`` at the analysis grid's ``n_frames`` frames (``hop`` samples apart
+    at ``sr``): each frame takes the nearest 10 ms row."""
     idx = content_frame_index(torch.arange(n_frames, device=feats.device), hop, sr).clamp(max=feats.shape[0] - 1)
     return feats[idx]
 
 
-def phone_state_features(model, frontend, audio: torch.Tensor, sr: int, n_frames: int, hop: int) -> torch.Tensor:
-    """pocketsphinx's phone-state posteriors (:mod:`..phone_states`) on the analysis grid:
-    ``(n_frames, 126)``."""
+def content_features(encoder, frontend, audio16: torch.Tensor, sr: int, n_frames: int, hop: int) -> torch.Tensor:
+    """Encoder outputs of 16 kHz audio on the analysis grid (``n_frames`` frames ``hop`` samples
+    apart at ``sr``): ``(n_frames, 64 + N_CLASSES)`` (bottleneck, log-posteriors)."""
     with torch.no_grad():
-        x = audio.float().reshape(-1)
-        if sr != ps.SAMPLE_RATE:
-            x = frontend.resampler(x, int(sr), ps.SAMPLE_RATE)
-        post = model(x)
-    idx = content_frame_index(torch.arange(n_frames, device=post.device), hop, sr).clamp(max=post.shape[0] - 1)
-    return post[idx]
+        mel = frontend(audio16, cm.SAMPLE_RATE)
+        logits, z = encoder(mel[None])
+        feats = torch.cat([z[0], torch.log_softmax(logits[0], -1)], -1)  # (T10, D)
+    return _on_grid(feats, n_frames, hop, sr)
+
+
+def phone_state_features(model, audio16: torch.Tensor, sr: int, n_frames: int, hop: int) -> torch.Tensor:
+    """pocketsphinx's phone-state posteriors (:mod:`..phone_states`) of 16 kHz audio on the
+    analysis grid: ``(n_frames, 126)``."""
+    with torch.no_grad():
+        return _on_grid(model(audio16), n_frames, hop, sr)
 
 
 @torch.no_grad()
 def analyze(audio, sr: int, encoder, frontend, params: "fast.FastParams",
             resources: "fast.FastResources | None" = None, phone_states=None) -> dict:
     """The fast method's analysis plus ``content`` ``(T, 64 + N_CLASSES)`` on the same grid,
-    and ``phone_states`` ``(T, 126)`` when a :class:`..phone_states.PhoneStates` model is given."""
+    and ``phone_states`` ``(T, 126)`` when a :class:`..phone_states.PhoneStates` model is given
+    (both from the same 16 kHz copy of the audio)."""
     a = fast.analyze(audio, sr, params, resources)
-    x = fast._as_tensor(audio, torch.device(params.device))
+    x = fast._as_tensor(audio, torch.device(params.device)).float().reshape(-1)
+    # the encoder and pocketsphinx's model both take 16 kHz (phone_states.SAMPLE_RATE)
+    x16 = frontend.resampler(x, int(sr), cm.SAMPLE_RATE) if sr != cm.SAMPLE_RATE else x
     n, hop, dev = a["log_env"].shape[0], params.hop(sr), a["log_env"].device
-    a["content"] = content_features(encoder, frontend, x, sr, n, hop).to(dev)
+    a["content"] = content_features(encoder, frontend, x16, sr, n, hop).to(dev)
     a["encoder"] = encoder_identity(encoder)
     if phone_states is not None:
-        a["phone_states"] = phone_state_features(phone_states, frontend, x, sr, n, hop).to(dev)
+        a["phone_states"] = phone_state_features(phone_states, x16, sr, n, hop).to(dev)
     return a
 
 
