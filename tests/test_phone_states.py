@@ -111,3 +111,20 @@ def test_phone_states_weight_is_checked_at_the_yaml_key():
     from vcgraph_voice.api import preset_path
     with pytest.raises(Exception, match="voice_synthesis.*phone_states"):
         Pipeline.from_yaml(preset_path("content"), ["nodes.voice_synthesis.config.phone_states=1.5"])
+
+
+def test_a_source_analysed_without_posteriors_says_which_stage_to_turn_on(profile):  # noqa: F811
+    """The features stage's phone_states off and the synthesis matching on them: the error
+    names the setting to change (it is not the profile's fault), offline and streamed."""
+    from vcgraph.pipeline import Pipeline
+    from vcgraph_voice import PipelineConfig, VoiceConversionError, VoiceConversionPipeline
+    from vcgraph_voice.stream import STREAM_CONTENT_CONFIG, VoiceStream
+    x, sr = voice_data.source()
+    off = VoiceConversionPipeline(PipelineConfig(preset="content", sample_rate=22050, fallback_on_error=False,
+                                                 overrides=["nodes.feature_extraction.config.phone_states=false"]))
+    with pytest.raises(VoiceConversionError, match="source's content features have none: turn on the features "
+                                                   "stage's phone_states"):
+        off.convert(x[:sr], profile, sample_rate=sr)
+    stream = Pipeline.from_yaml(STREAM_CONTENT_CONFIG, overrides=["nodes.feature_extraction.config.phone_states=false"])
+    with pytest.raises(Exception, match="source's content features have none"):
+        VoiceStream(stream, profile, sample_rate=sr, block_size=320).convert(x[:sr])

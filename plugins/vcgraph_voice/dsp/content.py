@@ -163,13 +163,33 @@ def _matching_features(content: torch.Tensor, p: ContentParams, phone_states: to
     if not p.phone_states:
         return f
     if phone_states is None:
-        raise VoiceInputError("the content match is set to use phone-state posteriors (phone_states > 0), and "
-                              "these content features have none: enrol the voice again with this vcgraph "
+        raise no_source_phone_states()
+    return with_phone_states(f, with_context(phone_states, p.phone_state_context, step=2), p.phone_states)
+
+
+def with_phone_states(content_keys: torch.Tensor, posteriors: torch.Tensor, weight: float) -> torch.Tensor:
+    """Unit content vectors ``[T, D]`` beside the square roots of phone-state posteriors (their
+    context side by side, ``[T, (2c + 1) * 126]``; the cosine of two frames is then the
+    Bhattacharyya overlap of their posteriors), the posteriors weighted ``weight``."""
+    g = F.normalize(posteriors.float().clamp_min(0).sqrt(), dim=-1)
+    return torch.cat([weight ** 0.5 * g, (1 - weight) ** 0.5 * content_keys], -1)
+
+
+def no_source_phone_states() -> VoiceInputError:
+    """The error for a source analysed without the phone states that the match is set to use."""
+    return VoiceInputError(
+        "the content match is set to use phone-state posteriors (phone_states > 0), and the source's content "
+        "features have none: turn on the features stage's phone_states (content-features, or "
+        "content-stream-features in a stream), or set the synthesis stage's phone_states to 0")
+
+
+def check_target_phone_states(target, params: ContentParams) -> None:
+    """:class:`VoiceInputError` when ``params`` match on phone states and the profile's content
+    part (arrays by name) has none: it was enrolled before they existed."""
+    if params.phone_states and "phone_states" not in target:
+        raise VoiceInputError("this profile's content part has no phone-state posteriors (it was enrolled by an "
+                              "earlier vcgraph), and the content match is set to use them: enrol the voice again "
                               "(vcgraph enroll REF.wav ... -o voice.vcp), or set phone_states to 0")
-    g = phone_states.float().clamp_min(0).sqrt()
-    if p.phone_state_context:
-        g = with_context(g, p.phone_state_context, step=2)
-    return torch.cat([p.phone_states ** 0.5 * F.normalize(g, dim=-1), (1 - p.phone_states) ** 0.5 * f], -1)
 
 
 def _mel_shape(env: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
@@ -250,10 +270,7 @@ def prepare_target(target: dict, params: ContentParams, fast_params: "fast.FastP
     if (sr_t, n_t) != (sr, n_s):  # enrolled at another rate: the target's spectra onto this grid, by frequency
         R = rebin_hz(sr_t, n_t, sr, n_s).to(dev)
         t["log_env"], t["ap"] = t["log_env"] @ R, t["ap"] @ R
-    if params.phone_states and "phone_states" not in t:
-        raise VoiceInputError("this profile's content part has no phone-state posteriors (it was enrolled by an "
-                              "earlier vcgraph), and the content match is set to use them: enrol the voice again "
-                              "(vcgraph enroll REF.wav ... -o voice.vcp), or set phone_states to 0")
+    check_target_phone_states(t, params)
     keys = _matching_features(t["content"], params, t.get("phone_states"))
     match_keys, norm, ks = keys, None, None
     if params.spectral_match > 0:

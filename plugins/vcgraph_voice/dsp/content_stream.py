@@ -34,8 +34,9 @@ import torchaudio
 
 from .. import content_model as cm
 from ..errors import VoiceInputError
-from .content import (ContentParams, _matching_features, _mel_shape, content_frame_index, joint_keys, knn_average,
-                      rebin_hz, spectral_keys, spectral_queries)
+from .content import (ContentParams, _matching_features, _mel_shape, check_target_phone_states, content_frame_index,
+                      joint_keys, knn_average, no_source_phone_states, rebin_hz, spectral_keys, spectral_queries,
+                      with_phone_states)
 from .running import PeakTracker, RunningMoments
 
 __all__ = ["RECEPTIVE_LEFT", "StreamContent", "StreamMatcher", "StreamPhoneStates", "StreamRefiner", "content_lookahead",
@@ -360,10 +361,7 @@ class StreamMatcher:
         sr_t = int(torch.as_tensor(ts["sr"]).reshape(-1)[0])
         n_t = 2 * (t["log_env"].shape[1] - 1)
         R = rebin_hz(sr_t, n_t, self.sr, self.n_fft).to(self.device)
-        if self.p.phone_states and "phone_states" not in t:
-            raise VoiceInputError("this profile's content part has no phone-state posteriors (it was enrolled by an "
-                                  "earlier vcgraph), and the content match is set to use them: enrol the voice again "
-                                  "(vcgraph enroll REF.wav ... -o voice.vcp), or set phone_states to 0")
+        check_target_phone_states(t, self.p)
         self.keys = _matching_features(t["content"], self.p, t.get("phone_states"))
         self.env, self.ap = t["log_env"] @ R, t["ap"] @ R
         if self.p.spectral_match > 0:
@@ -391,11 +389,10 @@ class StreamMatcher:
         else:
             q = content[:, :, cm.BOTTLENECK:]
         q = F.normalize(q.reshape(q.shape[0], -1), dim=-1)
-        if p.phone_states:  # as offline (content._matching_features): square roots, context side by side
+        if p.phone_states:  # as offline (content._matching_features)
             if phone_states is None:
-                raise ValueError("phone_states needs the frames' phone-state posteriors")
-            g = F.normalize(phone_states.clamp_min(0).sqrt().reshape(phone_states.shape[0], -1), dim=-1)
-            q = torch.cat([p.phone_states ** 0.5 * g, (1 - p.phone_states) ** 0.5 * q], -1)
+                raise no_source_phone_states()
+            q = with_phone_states(q, phone_states.reshape(phone_states.shape[0], -1), p.phone_states)
         if p.spectral_match > 0:
             if mapped is None:
                 raise ValueError("spectral_match needs the mapped source envelope")
