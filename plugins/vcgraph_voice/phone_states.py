@@ -67,7 +67,7 @@ def _read_gaussians(path: str) -> np.ndarray:
     pos += 4
     if (n_cb, n_stream, n_dens, lens) != (N_CODEBOOKS, 3, 128, (13, 13, 13)) or len(data) < pos + 4 * n:
         raise VoiceInputError(f"{path}: not the expected PTM model (codebooks {n_cb}, streams {lens}, "
-                                f"{len(data) - pos} bytes of values for {n})")
+                              f"{len(data) - pos} bytes of values for {n})")
     values = np.frombuffer(data[pos:pos + 4 * n], "<f4").reshape(n_cb, n_stream, n_dens, 13)
     return values.transpose(1, 0, 2, 3).copy()
 
@@ -89,7 +89,7 @@ def _read_mixture_weights(path: str) -> np.ndarray:
     pos += 8
     if n_dens != 128 or n_sen < N_PHONE_STATES or len(data) - pos != 3 * n_dens * n_sen:
         raise VoiceInputError(f"{path}: unexpected mixture weights ({n_dens} densities, {n_sen} senones, "
-                                f"{len(data) - pos} bytes)")
+                              f"{len(data) - pos} bytes)")
     raw = np.frombuffer(data[pos:], np.uint8).reshape(3, n_dens, n_sen)[:, :, :N_PHONE_STATES]
     return np.exp(-raw.astype(np.float64) * _LOG_BASE).transpose(0, 2, 1).astype(np.float32)
 
@@ -132,10 +132,10 @@ class PhoneStates(nn.Module):
     def posteriors(self, c: torch.Tensor, first: int = 0, last: int | None = None) -> torch.Tensor:
         """Posteriors of frames ``first .. last - 1`` of mean-removed cepstra ``c`` (deltas
         read up to 3 frames each side, clamped at ``c``'s ends)."""
-        T = c.shape[0]
-        last = T if last is None else last
+        n = c.shape[0]
+        last = n if last is None else last
         t = torch.arange(first, last, device=c.device)
-        at = lambda o: c[(t + o).clamp(0, T - 1)]
+        at = lambda o: c[(t + o).clamp(0, n - 1)]
         streams = (at(0), at(2) - at(-2), (at(3) - at(-1)) - (at(1) - at(-3)))
         T = last - first
         score = 0.0

@@ -175,27 +175,38 @@ class StreamContent:
 
     def available(self, context: int) -> int:
         """Analysis frames whose content features are final: ``k < available(context)``."""
-        if not self.n_content:
-            return 0
-        r = self.hop * 100.0 / self.sr               # content frames per analysis frame
-        k = int(math.floor((self.n_content - 0.5) / r - 1e-9)) - 2 * context  # round((k + 2c) r) <= n - 1
-        return max(0, k + 1)
+        return _final_frames(self.n_content, self.hop, self.sr, context)
 
     def frames(self, k0: int, k1: int, context: int) -> torch.Tensor:
         """Content features of analysis frames ``k0 .. k1 - 1`` with their matching context, as
-        offline: frame ``k``'s shift ``s`` reads the content frame nearest frame ``k + 2 s``
-        (clamped at the stream's start): ``[k1 - k0, 2 * context + 1, D]``."""
-        k = torch.arange(k0, k1, device=self.device)
-        js = torch.stack([content_frame_index((k + 2 * s).clamp_min(0), self.hop, self.sr)
-                          for s in range(-context, context + 1)], 1)
-        js = js.clamp(max=self.n_content - 1)
-        out = self.content[js - self.content_start]
-        drop = int(js[0, 0]) - self.content_start if k1 > k0 else 0  # later frames read no earlier content
+        offline: ``[k1 - k0, 2 * context + 1, D]`` (:func:`_grid_rows`)."""
+        out, drop = _grid_rows(self.content, self.content_start, self.n_content, k0, k1, self.hop, self.sr, context)
         if drop > 0:
             self.content, self.content_start = self.content[drop:], self.content_start + drop
         return out
 
 
+def _final_frames(n_final: int, hop: int, sr: int, context: int) -> int:
+    """Analysis frames (``hop`` samples apart at ``sr``) whose 10 ms rows with ``context`` are
+    among the first ``n_final``: ``k < _final_frames(...)``."""
+    if not n_final:
+        return 0
+    r = hop * 100.0 / sr                       # 10 ms rows per analysis frame
+    k = int(math.floor((n_final - 0.5) / r - 1e-9)) - 2 * context  # round((k + 2c) r) <= n - 1
+    return max(0, k + 1)
+
+
+def _grid_rows(rows: torch.Tensor, start: int, n_final: int, k0: int, k1: int, hop: int, sr: int,
+               context: int) -> tuple[torch.Tensor, int]:
+    """The 10 ms ``rows`` (row 0 is row ``start`` of the stream; ``n_final`` rows so far) of
+    analysis frames ``k0 .. k1 - 1`` with their matching context, as offline: frame ``k``'s
+    shift ``s`` reads the row nearest frame ``k + 2 s`` (clamped at the stream's start):
+    ``[k1 - k0, 2 * context + 1, D]``, and how many leading rows no later frame reads."""
+    k = torch.arange(k0, k1, device=rows.device)
+    js = torch.stack([content_frame_index((k + 2 * s).clamp_min(0), hop, sr)
+                      for s in range(-context, context + 1)], 1).clamp(max=n_final - 1)
+    drop = int(js[0, 0]) - start if k1 > k0 else 0  # later frames read no earlier rows
+    return rows[js - start], drop
 
 
 class StreamPhoneStates:
@@ -253,19 +264,12 @@ class StreamPhoneStates:
     def available(self, hop: int, sr: int, context: int) -> int:
         """Analysis frames (``hop`` samples apart at ``sr``) whose posteriors with ``context``
         are final: ``k < available(...)``."""
-        if not self.n_post:
-            return 0
-        r = hop * 100.0 / sr
-        return max(0, int(math.floor((self.n_post - 0.5) / r - 1e-9)) - 2 * context + 1)
+        return _final_frames(self.n_post, hop, sr, context)
 
     def frames(self, k0: int, k1: int, hop: int, sr: int, context: int) -> torch.Tensor:
         """Posteriors of analysis frames ``k0 .. k1 - 1`` with their matching context, as
-        offline: ``[k1 - k0, 2 * context + 1, 126]``."""
-        k = torch.arange(k0, k1, device=self.device)
-        js = torch.stack([content_frame_index((k + 2 * s).clamp_min(0), hop, sr)
-                          for s in range(-context, context + 1)], 1).clamp(max=self.n_post - 1)
-        out = self.post[js - self.post_start]
-        drop = int(js[0, 0]) - self.post_start if k1 > k0 else 0
+        offline: ``[k1 - k0, 2 * context + 1, 126]`` (:func:`_grid_rows`)."""
+        out, drop = _grid_rows(self.post, self.post_start, self.n_post, k0, k1, hop, sr, context)
         if drop > 0:
             self.post, self.post_start = self.post[drop:], self.post_start + drop
         return out

@@ -130,8 +130,6 @@ class ContentMethod(Method):
             self._models[device] = (cm.load_encoder(weights or cm.WEIGHTS, device), cm.ContentFrontend().to(device))
         if phone_states and device not in self._phone_states:
             self._phone_states[device] = load_phone_states(device)
-        elif not phone_states:
-            self._phone_states.pop(device, None)
 
     def analyze(self, audio: Waveform, params: FastParams, source_f0=None) -> ContentAnalysis:
         encoder, frontend = self._models[params.device]
