@@ -29,6 +29,11 @@ def fast_pipeline():
 
 @pytest.fixture(scope="module")
 def quality_pipeline():
+    return VoiceConversionPipeline(PipelineConfig(preset="quality"))
+
+
+@pytest.fixture(scope="module")
+def default_pipeline():
     return VoiceConversionPipeline(PipelineConfig())
 
 
@@ -44,7 +49,7 @@ def test_config_has_the_seed_fields_and_defaults():
     with pytest.warns(UserWarning, match="chunk_size has no effect"):
         PipelineConfig(chunk_size=4096)
     assert (c.use_cuda, c.max_retries, c.fallback_on_error) == (True, 3, True)
-    assert c.preset == "quality"
+    assert c.preset == "content"  # the default preset (a vcgraph addition to the seed fields)
 
 
 def _applied(pipe: VoiceConversionPipeline) -> tuple:
@@ -66,10 +71,12 @@ def test_config_fields_reach_the_graph(preset):
         16000, 16000, 16000, 1024, 256, 64, 60.0, 500.0, False, 1, False)
 
 
-@pytest.mark.parametrize("preset", ["fast", "quality"])
+@pytest.mark.parametrize("preset", ["default", "fast", "quality"])
 def test_conversion_moves_voice_to_target_and_keeps_duration(preset, profile, source, fast_pipeline,
-                                                             quality_pipeline):
-    pipe = fast_pipeline if preset == "fast" else quality_pipeline
+                                                             quality_pipeline, default_pipeline):
+    pipe = {"default": default_pipeline, "fast": fast_pipeline, "quality": quality_pipeline}[preset]
+    if preset == "default":  # the seed API's default graph is the content preset's
+        assert pipe.pipeline.graph.nodes["voice_synthesis"].stage_cls.name == "content-synthesis"
     x, sr = source
     y = pipe.convert(x, profile, sample_rate=sr)
     out_sr = pipe.config.sample_rate
@@ -164,7 +171,7 @@ def test_synthesis_failure_falls_back_to_simplified_and_is_reported(monkeypatch,
     def broken(self, ctx, **kw):
         raise RuntimeError("injected CPU failure")
     monkeypatch.setattr(QualitySynthesis, "run_torch", broken)
-    pipe = VoiceConversionPipeline(PipelineConfig())
+    pipe = VoiceConversionPipeline(PipelineConfig(preset="quality"))
     x, sr = source
     y = pipe.convert(x, profile, sample_rate=sr)
     node = pipe.last_report.nodes["voice_synthesis"]

@@ -35,14 +35,17 @@ def test_enroll_writes_a_profile_loadable_without_pickle(profile_path):
         assert "embedding" in data.files
 
 
-@pytest.mark.parametrize("preset", ["quality", "fast"])
+@pytest.mark.parametrize("preset", [None, "quality", "fast"])
 def test_convert_round_trip(profile_path, tmp_path, preset):
-    out = tmp_path / f"{preset}.wav"
+    out = tmp_path / f"{preset or 'default'}.wav"
     src = voice_data.EXAMPLES / "source.wav"
-    proc = vcgraph("convert", src, "--target", profile_path, "-o", out, "--config", preset, "--no-progress", "--json")
+    config = ["--config", preset] if preset else []  # None: the default preset, content
+    proc = vcgraph("convert", src, "--target", profile_path, "-o", out, *config, "--no-progress", "--json")
     import json
     report = json.loads(proc.stdout)
     assert report["ok"] and not report["fallback_used"]
+    synthesis = {None: "content-synthesis", "quality": "quality-synthesis", "fast": "fast-synthesis"}[preset]
+    assert report["nodes"]["voice_synthesis"]["stage"] == synthesis
     y, sr = sf.read(str(out), dtype="float32")
     x, sr_x = sf.read(str(src), dtype="float32")
     assert sr == sr_x and len(y) == len(x)

@@ -29,7 +29,7 @@ from vcgraph.pipeline import Pipeline
 from .dsp import f0range
 from .enroll import Enroller
 from .errors import VoiceConversionError, VoiceInputError
-from .presets import CONFIG_DIR, PRESETS, preset_path  # noqa: F401  (here since the seed API)
+from .presets import CONFIG_DIR, DEFAULT_PRESET, PRESETS, preset_path  # noqa: F401  (here since the seed API)
 from .validation import check_pitch_shift
 
 log = logging.getLogger("vcgraph.voice")
@@ -38,7 +38,7 @@ log = logging.getLogger("vcgraph.voice")
 class PipelineConfig:
     """Settings of :class:`VoiceConversionPipeline` (the seed design's fields and defaults).
 
-    ``preset`` picks the graph (``quality`` — the default — or ``fast``, or a YAML path);
+    ``preset`` picks the graph (``content`` — the default — ``quality`` or ``fast``, or a YAML path);
     ``overrides`` are extra dotted graph overrides (``nodes.voice_synthesis.config.k=4``).
     The audio and pitch fields set the graph's ``vars``; the error-handling fields and
     ``use_cuda`` its ``settings``. ``batch_size`` is how many items
@@ -64,7 +64,7 @@ class PipelineConfig:
     max_retries: int = 3
     fallback_on_error: bool = True
     # Graph selection (vcgraph additions)
-    preset: str = "quality"
+    preset: str = DEFAULT_PRESET
     overrides: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -295,7 +295,7 @@ class VoiceConversionPipeline:
         from .synthetic import speech_like
         sr = self.config.sample_rate
         audio = speech_like(1.0, sr)
-        presets = [self.config.preset] if self.config.preset in PRESETS else ["quality", "fast"]
+        presets = [self.config.preset] if self.config.preset in PRESETS else list(PRESETS)
         profile = self.enroller.enroll_audio([Audio(speech_like(2.0, sr, f0=200.0, seed=1), sr)], presets=presets)
         inputs = self._inputs(audio, profile, None, 0.0, sr)
         for _ in range(num_iterations):

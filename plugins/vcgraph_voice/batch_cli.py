@@ -6,6 +6,8 @@ import json
 import os
 import sys
 
+from .presets import DEFAULT_PRESET
+
 BATCH_EPILOG = """\
 examples:
   vcgraph batch corpus/ --target alice.vcp -o corpus_alice/ --config fast --workers 2
@@ -34,8 +36,8 @@ def add_batch_command(sub) -> None:
                         "(optional with a manifest that names targets)")
     p.add_argument("-o", "--output-dir", "--output", dest="outdir", required=True, metavar="OUTDIR",
                    help="output folder (created if missing); results.jsonl is written there")
-    p.add_argument("--config", "-c", default="quality", metavar="PRESET|YAML",
-                   help="quality (default), fast, or a graph YAML file")
+    p.add_argument("--config", "-c", default=DEFAULT_PRESET, metavar="PRESET|YAML",
+                   help=f"{DEFAULT_PRESET} (default), quality, fast, or a graph YAML file")
     p.add_argument("--set", "-s", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                    help="graph override, e.g. settings.use_cuda=false (repeatable)")
     p.add_argument("--pitch-shift", type=float, default=0.0, metavar="N",

@@ -7,6 +7,8 @@ import sys
 from vcgraph.cli_helpers import run_with_feedback
 from vcgraph.progress import ProgressBar
 
+from .presets import DEFAULT_PRESET
+
 # vcgraph.audio (numpy) and the voice modules are imported inside the commands: every
 # `vcgraph` command, `--help` included, imports this module to add enroll/convert.
 
@@ -32,10 +34,11 @@ examples:
   vcgraph convert me.wav --target alice_ref.wav -o out.wav           (enrols the reference first)
   vcgraph convert me.wav --target alice.vcp -o out.wav --set nodes.voice_synthesis.config.k=4 --report
 
-Presets: quality (default; keeps the words best, RTF ~0.4), fast (real-time on a laptop CPU) and
-content (a content encoder trained here: closest to the target by both speaker encoders and
-fast, but it loses many words on voices unlike its training voices; see the README).
---config also takes a YAML graph file of your own.
+Presets: content (default: a content encoder trained here and pocketsphinx's phone states pick
+the target's own frames; the nearest the target by both speaker encoders, RTF ~0.04), quality
+(speech recognition + alignment labels; fewest words lost by pocketsphinx, RTF ~0.4) and fast
+(statistics mapping, the least change of voice; fewest words lost by Whisper). The README's
+"Which preset" has the figures. --config also takes a YAML graph file of your own.
 """
 
 
@@ -64,8 +67,8 @@ def add_commands(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT.wav")
     p.add_argument("--pitch-shift", type=float, default=0.0, metavar="N",
                    help="extra pitch shift in semitones after mapping to the target's range")
-    p.add_argument("--config", "-c", default="quality", metavar="PRESET|YAML",
-                   help="quality (default), fast, content, or a graph YAML file")
+    p.add_argument("--config", "-c", default=DEFAULT_PRESET, metavar="PRESET|YAML",
+                   help=f"{DEFAULT_PRESET} (default), quality, fast, or a graph YAML file")
     p.add_argument("--set", "-s", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                    help="graph override, e.g. settings.use_cuda=false (repeatable)")
     p.add_argument("--output-rate", type=int, metavar="HZ", help="output sample rate (default: the source's)")

@@ -7,14 +7,14 @@ from vcgraph.audio import read_audio, write_audio
 from vcgraph.pipeline import Pipeline
 
 from .enroll import DEFAULT_PRESETS, Enroller
-from .presets import PRESETS, preset_path
+from .presets import DEFAULT_PRESET, PRESETS, preset_path
 from .profile import load_target
 
 
 class PipelineConverter:
     """``enroll(refs) -> profile``, ``convert(src, profile, out)`` with one graph, built once."""
 
-    def __init__(self, config: str = "quality", overrides: Sequence[str] = ()):
+    def __init__(self, config: str = DEFAULT_PRESET, overrides: Sequence[str] = ()):
         self.pipeline = Pipeline.from_yaml(preset_path(config), list(overrides))
         self.presets = (config,) if config in PRESETS else DEFAULT_PRESETS
         self.overrides = tuple(overrides)

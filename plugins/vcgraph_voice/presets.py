@@ -7,6 +7,10 @@ from vcgraph.errors import ConfigError
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 PRESETS = ("content", "quality", "fast")
+# what `vcgraph convert`, `batch`, `eval` and PipelineConfig use when no preset is named: the
+# content preset (nearer the target than quality by both speaker encoders, fewer words lost by
+# Whisper, ten times faster; more lost by pocketsphinx: README, "Which preset")
+DEFAULT_PRESET = "content"
 
 
 def preset_path(name_or_path: str) -> str:

@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Callable
 
+from ..presets import DEFAULT_PRESET
 from .manifest import ManifestError, dataset_items, items_from_args, read_manifest, voices_from_specs
 
 DESCRIPTION = """\
@@ -111,8 +112,8 @@ def add_eval_command(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--judge-voice", action="append", default=[], metavar="NAME=WAV[,WAV...]",
                    help="held-out references for a --voice (repeatable)")
     c = p.add_argument_group("converter (default: vcgraph's own pipeline)")
-    c.add_argument("--config", "-c", default="quality", metavar="PRESET|YAML",
-                   help="the graph to evaluate: quality (default), fast, or a graph YAML file")
+    c.add_argument("--config", "-c", default=DEFAULT_PRESET, metavar="PRESET|YAML",
+                   help=f"the graph to evaluate: {DEFAULT_PRESET} (default), quality, fast, or a graph YAML file")
     c.add_argument("--set", "-s", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                    help="graph override (repeatable)")
     c.add_argument("--convert-cmd", metavar="TEMPLATE",

@@ -270,7 +270,8 @@ class SynthesisStage(OwnsResources):
             raise VoiceInputError(
                 f"the target profile has no data for the '{self.method}' method (it was made by an "
                 f"older vcgraph, or enrolled for other presets: {', '.join(sorted(speaker.profile.methods)) or 'none'}); "
-                f"enrol it again with `vcgraph enroll REF.wav ... -o VOICE.vcp`")
+                f"enrol it again with `vcgraph enroll REF.wav ... -o VOICE.vcp`, or convert with a preset it "
+                f"has data for (--config NAME)")
         if speaker.profile is None and getattr(speaker, "estimated", None) is not None:
             y = self.convert_estimated(ctx, features, speaker.estimated, shift, **options)
         elif speaker.profile is None:

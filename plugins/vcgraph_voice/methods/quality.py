@@ -1,7 +1,7 @@
 """The quality method: WORLD analysis, pocketsphinx phone-state labels, label-constrained kNN of
 the target's envelopes, WORLD synthesis.
 
-Preset ``quality`` (``configs/quality.yaml``, the default); profile part ``quality/*``; kernels
+Preset ``quality`` (``configs/quality.yaml``; the default until 2026-12-05); profile part ``quality/*``; kernels
 ``dsp/quality.py`` (the method and its measurements), ``dsp/world.py``, ``dsp/phones.py``,
 ``dsp/matching.py``. Its stage types: ``quality-features`` (:class:`QualityFeatures`) and
 ``quality-synthesis`` (:class:`QualitySynthesis`); the names graph files used before,
