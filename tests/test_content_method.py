@@ -138,7 +138,8 @@ def test_a_mis_shaped_content_part_is_refused_when_loading(profile, tmp_path):
     good = tmp_path / "good.vcp"
     profile.save(str(good))
     assert VoiceProfile.load(str(good)).methods["content"]["content"].shape == profile.methods["content"]["content"].shape
-    for name, cut in (("content", lambda a: a[:-3]), ("ap", lambda a: a[:, :-1]), ("voiced", lambda a: a[1:])):
+    for name, cut in (("content", lambda a: a[:-3]), ("ap", lambda a: a[:, :-1]), ("voiced", lambda a: a[1:]),
+                      ("frame_lf0", lambda a: a[1:])):
         bad = VoiceProfile.load(str(good))
         bad.methods["content"][name] = cut(bad.methods["content"][name])
         path = tmp_path / f"bad-{name}.vcp"
@@ -298,7 +299,7 @@ def test_a_profile_converted_toward_again_is_not_prepared_again(profile, monkeyp
     assert len(built) == 1 and np.array_equal(first, again)
     # another profile: the same voice's frames in another order, and every other frame dropped
     part = {k: v for k, v in profile.methods["content"].items()}
-    for name in ("content", "log_env", "ap", "voiced", "phone_states"):
+    for name in ("content", "log_env", "ap", "voiced", "phone_states", "frame_lf0"):
         part[name] = part[name][::-2].copy()
     changed = VoiceProfile(profile.embedding, {**profile.methods, "content": part}, profile.seconds)
     toward_changed = pipe.convert(x, changed, sample_rate=sr)

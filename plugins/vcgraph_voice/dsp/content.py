@@ -15,7 +15,8 @@ sound *and* its neighbourhood; optionally also in spectral shape, the source's e
 mapped to the target's statistics against the target's own frames, ``spectral_match``) give
 the envelope and aperiodicity (``refine``: the spectral queries first refined by a linear map
 of the source's spectra fitted to the frames they found, :func:`refined_queries`); the
-source's frame energy and voicing are kept; log-F0 is mapped to the target's statistics. Content features are
+source's frame energy and voicing are kept; log-F0 is mapped to the target's statistics (``matched_pitch``:
+its shape moved first toward the matched frames' own pitch, :func:`matched_pitch_contour`). Content features are
 speaker-independent, so the frames chosen say what the source said, in the target's voice.
 """
 from __future__ import annotations
@@ -52,6 +53,9 @@ class ContentParams:
     phone_states: float = 0.0       # weight of pocketsphinx's phone-state posteriors in the content
                                     # match, beside the encoder's features (0: the encoder's alone)
     phone_state_context: int = 2    # +-content frames (10 ms) of those posteriors matched
+    matched_pitch: float = 0.0      # weight of the matched target frames' pitch (standardised log-F0)
+                                    # in the output's contour shape (0: the source's mapped contour)
+    matched_pitch_smooth: int = 10  # +-frames (5 ms) over which that matched pitch is smoothed
     chunk: int = 2048               # source frames per distance block (bounds memory)
     device: str = "cpu"
 
@@ -122,10 +126,50 @@ def target_frames(analyses: list[dict]) -> dict[str, np.ndarray]:
     out["log_env"] = cat("log_env").numpy().astype(np.float16)
     out["ap"] = cat("ap").numpy().astype(np.float16)
     out["voiced"] = torch.cat([a["voiced"].cpu() for a in analyses]).numpy()
+    out["frame_lf0"] = torch.cat([frame_log_f0(a["f0"].float().cpu(), a["voiced"].cpu()) for a in analyses]).numpy()
     out["sr"] = np.array([int(analyses[0]["sr"])], np.int32)
     if all("phone_states" in a for a in analyses):
         out["phone_states"] = cat("phone_states").numpy().astype(np.float16)
     return out
+
+
+def frame_log_f0(f0: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
+    """Each frame's natural-log F0, 0 where unvoiced (the profile's ``frame_lf0``)."""
+    return torch.where(voiced, torch.log(f0.clamp_min(1.0)), torch.zeros_like(f0)).float()
+
+
+def target_pitch(frame_lf0: np.ndarray, lf0_mean: float, lf0_std: float, device) -> torch.Tensor:
+    """[N, 2]: each target frame's log-F0 standardised by the target's statistics (0 where
+    unvoiced) and whether it is voiced: averaged over the matched frames, the pair gives the
+    mean standardised pitch of the voiced ones (:func:`matched_pitch_contour`)."""
+    lf = torch.from_numpy(np.asarray(frame_lf0, np.float32)).to(device)
+    voiced = lf > 0
+    z = torch.where(voiced, (lf - lf0_mean) / lf0_std, torch.zeros_like(lf))
+    return torch.stack([z, voiced.float()], -1)
+
+
+def matched_pitch_contour(f0: torch.Tensor, voiced: torch.Tensor, matched: torch.Tensor,
+                          params: ContentParams) -> torch.Tensor:
+    """The source's F0 contour with its shape moved toward the pitch of the target frames
+    matched to it (``matched``: :func:`target_pitch` averaged over each frame's matches), in the
+    source's own statistics: standardised log-F0 ``(1 - w) z_source + w z_matched``, the matched
+    part smoothed over +-``matched_pitch_smooth`` voiced frames. Unvoiced frames, and voiced
+    frames none of whose matches is voiced, keep the source's; the synthesis then maps the
+    contour to the target's mean and spread as it maps any other."""
+    if int(voiced.sum()) < 2:
+        return f0
+    lf = torch.log(f0.float().clamp_min(1.0))
+    mu, sd = lf[voiced].mean(), lf[voiced].std().clamp_min(0.02)
+    z_src = torch.where(voiced, (lf - mu) / sd, torch.zeros_like(lf))
+    share = matched[:, 1]
+    z_m = torch.where(share > 0, matched[:, 0] / share.clamp_min(1e-6), z_src)
+    if params.matched_pitch_smooth:
+        r = params.matched_pitch_smooth
+        pool = lambda x: F.avg_pool1d(x[None, None], 2 * r + 1, 1, r, count_include_pad=False)[0, 0]
+        v = voiced.float()
+        z_m = pool(z_m * v) / pool(v).clamp_min(1e-6)
+    z = (1 - params.matched_pitch) * z_src + params.matched_pitch * z_m
+    return torch.where(voiced, torch.exp(mu + sd * z), f0.float()).to(f0.dtype)
 
 
 def rebin_hz(sr_from: int, n_from: int, sr_to: int, n_to: int) -> torch.Tensor:
@@ -241,13 +285,15 @@ class PreparedTarget:
     match_keys: torch.Tensor              # the keys matched against: content, or content + spectral
     spectral_norm: tuple | None           # the spectral standardisation (None: no spectral match)
     spectral: torch.Tensor | None = None  # [N, n_mels] unit spectral keys (None: no spectral match)
+    pitch: torch.Tensor | None = None     # [N, 2] standardised log-F0 and voicing (None: the profile
+                                          # has no frame_lf0, or matched_pitch is 0)
 
     @staticmethod
     def settings(params: ContentParams, fast_params: "fast.FastParams", sr: int, device) -> tuple:
         """The settings a prepared target depends on (equal settings: the same preparation)."""
         return (str(torch.device(device)), params.match_on, params.context, params.spectral_match, int(sr),
                 fast_params.fft_size(int(sr)), fast_params.n_mels, fast_params.mel_fmax, params.phone_states,
-                params.phone_state_context)
+                params.phone_state_context, params.matched_pitch > 0)
 
 
 def _spectral_fb(sr: int, fast_params: "fast.FastParams", dev, resources) -> torch.Tensor:
@@ -276,7 +322,9 @@ def prepare_target(target: dict, params: ContentParams, fast_params: "fast.FastP
     if params.spectral_match > 0:
         ks, norm = spectral_keys(t["log_env"], _spectral_fb(sr, fast_params, dev, resources))
         match_keys = joint_keys(keys, ks, params.spectral_match)
-    return PreparedTarget(t["log_env"], t["ap"], keys, match_keys, norm, ks)
+    pitch = (target_pitch(target["frame_lf0"], float(target["lf0_mean"][0]), float(target["lf0_std"][0]), dev)
+             if params.matched_pitch > 0 and target.get("frame_lf0") is not None else None)
+    return PreparedTarget(t["log_env"], t["ap"], keys, match_keys, norm, ks, pitch)
 
 
 def refined_queries(env_s: torch.Tensor, speech: torch.Tensor, content_q: torch.Tensor, spectral_q: torch.Tensor,
@@ -325,7 +373,13 @@ def synthesize(features: dict, target: dict, params: ContentParams, fast_params:
         if params.refine:
             qs = refined_queries(env_s, features["speech"], q, qs, pt, fb, params)
         qm = joint_keys(q, qs, params.spectral_match)
-    env_m, ap_m = knn_average(qm, km, [pt.log_env, pt.ap], params.k, params.chunk)
+    values = [pt.log_env, pt.ap]
+    follow_pitch = params.matched_pitch > 0 and pt.pitch is not None
+    if follow_pitch:
+        values.append(pt.pitch)
+    env_m, ap_m, *pitch_m = knn_average(qm, km, values, params.k, params.chunk)
+    if follow_pitch:
+        features = dict(features, f0=matched_pitch_contour(features["f0"], features["voiced"], pitch_m[0], params))
     if params.smooth:
         w = 2 * params.smooth + 1
         env_m = F.avg_pool1d(env_m.T[None], w, 1, params.smooth, count_include_pad=False)[0].T

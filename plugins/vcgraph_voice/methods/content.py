@@ -7,6 +7,7 @@ fast method's analysis and vocoder); model ``content_model.py`` and ``models/MOD
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import weakref
 from collections import OrderedDict
@@ -29,6 +30,8 @@ from ..features import resample_contour
 from ..waveform import Waveform
 from .base import FeatureConfig, FeatureStage, Method, SynthesisStage, key
 from .fast import FastAnalysis, FastTarget
+
+log = logging.getLogger("vcgraph.voice.content")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -67,6 +70,9 @@ class ContentTarget(FastTarget):
     # [N, 126] float16: pocketsphinx's phone-state posteriors; absent from profiles enrolled
     # before 2026-12-04 (their conversions with phone_states > 0 ask for a new enrolment)
     phone_states: np.ndarray | None = None
+    # [N] float32: each frame's natural-log F0, 0 where unvoiced; absent from profiles enrolled
+    # before 2026-12-06 (their conversions keep the source's contour shape, with a warning)
+    frame_lf0: np.ndarray | None = None
 
 
 def check_same_encoder(profile_id: np.ndarray, source_id: np.ndarray) -> None:
@@ -80,6 +86,19 @@ def check_same_encoder(profile_id: np.ndarray, source_id: np.ndarray) -> None:
             f"{b.hex()}: their content features do not match. Enrol the voice again "
             f"(vcgraph enroll REF.wav ... -o voice.vcp) to convert with the content preset; the fast and "
             f"quality presets can use the profile as it is")
+
+
+def warn_no_frame_pitch() -> None:
+    """Log (once per process) that a profile without ``frame_lf0`` keeps the source's contour."""
+    global _warned_no_frame_pitch
+    if not _warned_no_frame_pitch:
+        _warned_no_frame_pitch = True
+        log.warning("this profile has no per-frame pitch (enrolled before 2026-12-06): the output keeps the "
+                    "source's pitch contour mapped to the target's, without the matched frames' contour "
+                    "shape (matched_pitch). Enrol the voice again to get it")
+
+
+_warned_no_frame_pitch = False
 
 
 class PreparedTargets:
@@ -147,10 +166,13 @@ class ContentMethod(Method):
     def synthesize(self, analysis: ContentAnalysis, target: ContentTarget, params: ContentParams,
                    pitch_shift: float = 0.0) -> torch.Tensor:
         check_same_encoder(target.encoder, analysis.encoder)
+        if params.matched_pitch > 0 and target.frame_lf0 is None:
+            warn_no_frame_pitch()
         features, arrays = analysis.kernel(), target.to_arrays()
         fast_params, sr, device = FastParams(device=params.device), int(features["sr"]), features["log_env"].device
         prepared = self.prepared.get(
-            [a for a in (target.content, target.log_env, target.ap, target.phone_states) if a is not None],
+            [a for a in (target.content, target.log_env, target.ap, target.phone_states, target.frame_lf0)
+             if a is not None],
             kernels.PreparedTarget.settings(params, fast_params, sr, device),
             lambda: kernels.prepare_target(arrays, params, fast_params, sr, device, self.resources))
         return kernels.synthesize(features, arrays, params, fast_params, pitch_shift, self.resources, prepared)
@@ -231,6 +253,13 @@ class ContentSynthesis(SynthesisStage):
                                     "with them, and content-features' phone_states on)")
         phone_state_context: int = Field(2, ge=0, le=8, description="neighbouring content frames (10 ms each "
                                          "side) of those posteriors matched too")
+        matched_pitch: float = Field(0.0, ge=0.0, le=1.0, description="how far the output's pitch contour "
+                                     "takes the shape of the matched target frames' own pitch (standardised "
+                                     "log-F0), beside the source's contour mapped to the target's mean and "
+                                     "spread (0: the mapped source contour alone; needs a profile enrolled "
+                                     "since 2026-12-06, with frame_lf0)")
+        matched_pitch_smooth: int = Field(10, ge=0, le=200, description="frames (5 ms) each side over which "
+                                          "that matched pitch is smoothed")
         prepared_targets: int = Field(4, ge=0, le=64, description="profiles whose float32 frames and matching "
                                       "keys are kept between conversions (about 12 MB per 10 s of reference "
                                       "audio each; 0: prepared again on every call)")
@@ -245,7 +274,8 @@ class ContentSynthesis(SynthesisStage):
                              replace=c.replace, shift_k=c.shift_k, keep_energy=c.keep_energy, smooth=c.smooth,
                              target_ap=c.target_aperiodicity, spectral_match=c.spectral_match, refine=c.refine,
                              refine_context=c.refine_context, refine_ridge=c.refine_ridge,
-                             phone_states=c.phone_states, phone_state_context=c.phone_state_context, device=device)
+                             phone_states=c.phone_states, phone_state_context=c.phone_state_context,
+                             matched_pitch=c.matched_pitch, matched_pitch_smooth=c.matched_pitch_smooth, device=device)
 
     @implementation("simplified")
     def run_simplified(self, ctx, features, speaker, pitch_shift=None):
