@@ -56,6 +56,8 @@ class ContentParams:
     matched_pitch: float = 0.0      # weight of the matched target frames' pitch (standardised log-F0)
                                     # in the output's contour shape (0: the source's mapped contour)
     matched_pitch_smooth: int = 10  # +-frames (5 ms) over which that matched pitch is smoothed
+    blend_high: float | None = None # weight of the matched envelope above the split (None: blend)
+    blend_split_hz: float = 3000.0  # centre of the 1 kHz-wide ramp from blend to blend_high
     chunk: int = 2048               # source frames per distance block (bounds memory)
     device: str = "cpu"
 
@@ -170,6 +172,14 @@ def matched_pitch_contour(f0: torch.Tensor, voiced: torch.Tensor, matched: torch
         z_m = pool(z_m * v) / pool(v).clamp_min(1e-6)
     z = (1 - params.matched_pitch) * z_src + params.matched_pitch * z_m
     return torch.where(voiced, torch.exp(mu + sd * z), f0.float()).to(f0.dtype)
+
+
+def band_blend(n_bins: int, sr: int, blend: float, blend_high: float, split_hz: float, device) -> torch.Tensor:
+    """[n_bins]: the matched envelope's weight per FFT bin: ``blend`` below ``split_hz`` - 500 Hz,
+    ``blend_high`` above ``split_hz`` + 500 Hz, linear between (no step in the spectrum)."""
+    hz = torch.arange(n_bins, device=device, dtype=torch.float32) * sr / (2 * (n_bins - 1))
+    ramp = ((hz - split_hz + 500.0) / 1000.0).clamp(0.0, 1.0)
+    return blend + (blend_high - blend) * ramp
 
 
 def rebin_hz(sr_from: int, n_from: int, sr_to: int, n_to: int) -> torch.Tensor:
@@ -365,7 +375,7 @@ def synthesize(features: dict, target: dict, params: ContentParams, fast_params:
     q = _matching_features(features["content"], params, features.get("phone_states"))
     # the fast method's mapping of the source's envelope: matched on and/or blended in
     mapped = (fast.mapped_envelope(features, target, fast_params, resources)[0]
-              if params.spectral_match > 0 or params.blend < 1.0 else None)
+              if params.spectral_match > 0 or params.blend < 1.0 or params.blend_high is not None else None)
     qm, km = q, pt.match_keys
     if params.spectral_match > 0:
         fb = _spectral_fb(sr, fast_params, dev, resources)
@@ -390,7 +400,10 @@ def synthesize(features: dict, target: dict, params: ContentParams, fast_params:
         (s_mean,) = knn_average(q, q, [env_s], params.shift_k, params.chunk)
         shifted = env_s + (t_mean - s_mean)
         env_m = params.replace * env_m + (1 - params.replace) * shifted
-    if params.blend < 1.0:  # the other part: the source's envelope mapped as the fast method does
+    if params.blend_high is not None:  # the other part, by frequency: see band_blend
+        w = band_blend(env_m.shape[1], sr, params.blend, params.blend_high, params.blend_split_hz, dev)
+        env_m = w * env_m + (1 - w) * mapped
+    elif params.blend < 1.0:  # the other part: the source's envelope mapped as the fast method does
         env_m = params.blend * env_m + (1 - params.blend) * mapped
     if params.keep_energy:
         e_s = 0.5 * torch.logsumexp(2 * env_s, 1, keepdim=True)

@@ -232,7 +232,12 @@ class ContentSynthesis(SynthesisStage):
         context: int = Field(1, ge=0, le=8, description="neighbouring content frames (10 ms each side) "
                              "matched too, so chosen frames share the source's context")
         blend: float = Field(1.0, ge=0.0, le=1.0, description="weight of the matched target envelope (the "
-                             "rest: the source's envelope mapped to the target's statistics)")
+                             "rest: the source's envelope mapped to the target's statistics); below "
+                             "blend_split_hz when blend_high is set")
+        blend_high: float | None = Field(None, ge=0.0, le=1.0, description="the matched envelope's weight above "
+                                         "blend_split_hz (the weight ramps from blend over 1 kHz around it); "
+                                         "unset: blend at every frequency")
+        blend_split_hz: float = Field(3000.0, ge=500.0, le=20000.0, description="centre (Hz) of that 1 kHz ramp")
         replace: float = Field(1.0, ge=0.0, le=1.0, description="weight of the replaced envelope; the rest "
                                "is the source's own envelope shifted by how the target's frames of the same "
                                "content differ from the source's (keeps the source's transitions)")
@@ -275,7 +280,8 @@ class ContentSynthesis(SynthesisStage):
                              target_ap=c.target_aperiodicity, spectral_match=c.spectral_match, refine=c.refine,
                              refine_context=c.refine_context, refine_ridge=c.refine_ridge,
                              phone_states=c.phone_states, phone_state_context=c.phone_state_context,
-                             matched_pitch=c.matched_pitch, matched_pitch_smooth=c.matched_pitch_smooth, device=device)
+                             matched_pitch=c.matched_pitch, matched_pitch_smooth=c.matched_pitch_smooth,
+                             blend_high=c.blend_high, blend_split_hz=c.blend_split_hz, device=device)
 
     @implementation("simplified")
     def run_simplified(self, ctx, features, speaker, pitch_shift=None):
