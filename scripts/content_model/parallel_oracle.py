@@ -39,6 +39,7 @@ itself (``oracle``: the upper bound). A better query for the preset should raise
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -180,6 +181,9 @@ def _parallel_linear_query(readings: list[tuple[dict, dict]], fb, norm, context:
     return lambda fs: torch.nn.functional.normalize((features(fs, sn) @ W).float(), dim=1)
 
 
+RANKS = (256, 384, 512)
+
+
 def agreement(a, j, pairs) -> None:
     """The ``--agreement`` mode (see the module docstring)."""
     import vc_score as vs
@@ -198,7 +202,7 @@ def agreement(a, j, pairs) -> None:
     cp = content.ContentParams(spectral_match=0.6)
     refine = content.ContentParams(spectral_match=0.6, refine=2)  # the preset's before phone states
     preset = content.ContentParams(spectral_match=0.6, refine=2, phone_states=0.5)  # the preset's
-    sums, linear_bound = {}, {}
+    sums, linear_bound, ranked = {}, {}, {}
     for s, t in pairs:
         target = content.target_frames([analysis(t, i) for i in vs.span("1-8")])
         pt = content.prepare_target(target, cp, p, SR, "cpu", res)
@@ -222,6 +226,11 @@ def agreement(a, j, pairs) -> None:
                        "unrefined": (content.joint_keys(qc, qs, 0.6), pt.match_keys), "content": (qc, pt.keys),
                        "content+phone_states": (qp, pt_p.keys),
                        "spectrum": (qs, spec_keys), "oracle": (O, spec_keys)}
+            for r in RANKS:
+                pr = dataclasses.replace(preset, match_rank=r)
+                pt_r = ranked.setdefault((s, t, r), content.prepare_target(target, pr, p, SR, "cpu", res))
+                qrr = content.refined_queries(fs["log_env"], fs["speech"], qp, qs, pt_r, fb, pr)
+                queries[f"preset_rank{r}"] = (pt_r.project(content.joint_keys(qp, qrr, 0.6)), pt_r.match_keys)
             if a.more:
                 tc = torch.from_numpy(np.ascontiguousarray(target["content"])).float()
                 for name, kw in (("content_ctx0", {"context": 0}), ("content_ctx2", {"context": 2}),

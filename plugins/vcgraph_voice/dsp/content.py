@@ -56,6 +56,7 @@ class ContentParams:
     matched_pitch: float = 0.0      # weight of the matched target frames' pitch (standardised log-F0)
                                     # in the output's contour shape (0: the source's mapped contour)
     matched_pitch_smooth: int = 10  # +-frames (5 ms) over which that matched pitch is smoothed
+    match_rank: int = 0             # match in the target keys' top principal directions (0: all)
     blend_high: float | None = None # weight of the matched envelope above the split (None: blend)
     blend_split_hz: float = 3000.0  # centre of the 1 kHz-wide ramp from blend to blend_high
     chunk: int = 2048               # source frames per distance block (bounds memory)
@@ -297,13 +298,19 @@ class PreparedTarget:
     spectral: torch.Tensor | None = None  # [N, n_mels] unit spectral keys (None: no spectral match)
     pitch: torch.Tensor | None = None     # [N, 2] standardised log-F0 and voicing (None: the profile
                                           # has no frame_lf0, or matched_pitch is 0)
+    basis: torch.Tensor | None = None     # [D, match_rank] the keys' top principal directions, which
+                                          # match_keys are expressed in (None: the keys as they are)
+
+    def project(self, queries: torch.Tensor) -> torch.Tensor:
+        """Queries in the space ``match_keys`` are expressed in."""
+        return queries if self.basis is None else queries @ self.basis
 
     @staticmethod
     def settings(params: ContentParams, fast_params: "fast.FastParams", sr: int, device) -> tuple:
         """The settings a prepared target depends on (equal settings: the same preparation)."""
         return (str(torch.device(device)), params.match_on, params.context, params.spectral_match, int(sr),
                 fast_params.fft_size(int(sr)), fast_params.n_mels, fast_params.mel_fmax, params.phone_states,
-                params.phone_state_context, params.matched_pitch > 0)
+                params.phone_state_context, params.matched_pitch > 0, params.match_rank)
 
 
 def _spectral_fb(sr: int, fast_params: "fast.FastParams", dev, resources) -> torch.Tensor:
@@ -334,7 +341,22 @@ def prepare_target(target: dict, params: ContentParams, fast_params: "fast.FastP
         match_keys = joint_keys(keys, ks, params.spectral_match)
     pitch = (target_pitch(target["frame_lf0"], float(target["lf0_mean"][0]), float(target["lf0_std"][0]), dev)
              if params.matched_pitch > 0 and target.get("frame_lf0") is not None else None)
-    return PreparedTarget(t["log_env"], t["ap"], keys, match_keys, norm, ks, pitch)
+    basis = principal_directions(match_keys, params.match_rank)
+    if basis is not None:
+        match_keys = match_keys @ basis
+    return PreparedTarget(t["log_env"], t["ap"], keys, match_keys, norm, ks, pitch, basis)
+
+
+def principal_directions(keys: torch.Tensor, rank: int) -> torch.Tensor | None:
+    """[D, rank]: the ``rank`` directions that hold most of ``keys``' energy (the eigenvectors of
+    their Gram matrix), or None when ``rank`` is 0 or not below D. Keys and queries projected
+    onto them keep almost every inner product (the keys hardly reach outside them) at a fraction
+    of the matching's cost: the content keys of a few hundred phone-state and bottleneck
+    dimensions over a context are highly redundant."""
+    if not rank or rank >= keys.shape[1]:
+        return None
+    _, vectors = torch.linalg.eigh((keys.T @ keys).double())
+    return vectors[:, -rank:].float().contiguous()
 
 
 def refined_queries(env_s: torch.Tensor, speech: torch.Tensor, content_q: torch.Tensor, spectral_q: torch.Tensor,
@@ -354,7 +376,7 @@ def refined_queries(env_s: torch.Tensor, speech: torch.Tensor, content_q: torch.
     q = spectral_q
     for _ in range(params.refine):
         joint = joint_keys(content_q[sp], q[sp], params.spectral_match)
-        (found,) = knn_average(joint, pt.match_keys, [pt.spectral], params.k, params.chunk)
+        (found,) = knn_average(pt.project(joint), pt.match_keys, [pt.spectral], params.k, params.chunk)
         W = torch.linalg.solve(gram, Xs.T @ F.normalize(found, dim=-1).double())
         q = F.normalize((X @ W).float(), dim=-1)
     return q
@@ -387,7 +409,7 @@ def synthesize(features: dict, target: dict, params: ContentParams, fast_params:
     follow_pitch = params.matched_pitch > 0 and pt.pitch is not None
     if follow_pitch:
         values.append(pt.pitch)
-    env_m, ap_m, *pitch_m = knn_average(qm, km, values, params.k, params.chunk)
+    env_m, ap_m, *pitch_m = knn_average(pt.project(qm), km, values, params.k, params.chunk)
     if follow_pitch:
         features = dict(features, f0=matched_pitch_contour(features["f0"], features["voiced"], pitch_m[0], params))
     if params.smooth:

@@ -265,6 +265,9 @@ class ContentSynthesis(SynthesisStage):
                                      "since 2026-12-06, with frame_lf0)")
         matched_pitch_smooth: int = Field(10, ge=0, le=200, description="frames (5 ms) each side over which "
                                           "that matched pitch is smoothed")
+        match_rank: int = Field(0, ge=0, le=4096, description="match in the target keys' top principal "
+                                "directions, this many (of the preset's 862): 256 keeps the frames found "
+                                "nearly as they are in a third of the matching time; 0: every dimension")
         prepared_targets: int = Field(4, ge=0, le=64, description="profiles whose float32 frames and matching "
                                       "keys are kept between conversions (about 12 MB per 10 s of reference "
                                       "audio each; 0: prepared again on every call)")
@@ -281,7 +284,7 @@ class ContentSynthesis(SynthesisStage):
                              refine_context=c.refine_context, refine_ridge=c.refine_ridge,
                              phone_states=c.phone_states, phone_state_context=c.phone_state_context,
                              matched_pitch=c.matched_pitch, matched_pitch_smooth=c.matched_pitch_smooth,
-                             blend_high=c.blend_high, blend_split_hz=c.blend_split_hz, device=device)
+                             blend_high=c.blend_high, match_rank=c.match_rank, blend_split_hz=c.blend_split_hz, device=device)
 
     @implementation("simplified")
     def run_simplified(self, ctx, features, speaker, pitch_shift=None):
