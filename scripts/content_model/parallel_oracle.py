@@ -202,11 +202,13 @@ def agreement(a, j, pairs) -> None:
     cp = content.ContentParams(spectral_match=0.6)
     refine = content.ContentParams(spectral_match=0.6, refine=2)  # the preset's before phone states
     preset = content.ContentParams(spectral_match=0.6, refine=2, phone_states=0.5)  # the preset's
-    sums, linear_bound, ranked = {}, {}, {}
+    sums, linear_bound = {}, {}
     for s, t in pairs:
         target = content.target_frames([analysis(t, i) for i in vs.span("1-8")])
         pt = content.prepare_target(target, cp, p, SR, "cpu", res)
         pt_p = content.prepare_target(target, preset, p, SR, "cpu", res)
+        ranked = {r: (pr, content.prepare_target(target, pr, p, SR, "cpu", res))
+                  for r in RANKS for pr in [dataclasses.replace(preset, match_rank=r)]}
         spec_keys, norm = pt.spectral, pt.spectral_norm
         if a.more:
             linear_bound[s, t] = _parallel_linear_query(
@@ -226,9 +228,7 @@ def agreement(a, j, pairs) -> None:
                        "unrefined": (content.joint_keys(qc, qs, 0.6), pt.match_keys), "content": (qc, pt.keys),
                        "content+phone_states": (qp, pt_p.keys),
                        "spectrum": (qs, spec_keys), "oracle": (O, spec_keys)}
-            for r in RANKS:
-                pr = dataclasses.replace(preset, match_rank=r)
-                pt_r = ranked.setdefault((s, t, r), content.prepare_target(target, pr, p, SR, "cpu", res))
+            for r, (pr, pt_r) in ranked.items():
                 qrr = content.refined_queries(fs["log_env"], fs["speech"], qp, qs, pt_r, fb, pr)
                 queries[f"preset_rank{r}"] = (pt_r.project(content.joint_keys(qp, qrr, 0.6)), pt_r.match_keys)
             if a.more:

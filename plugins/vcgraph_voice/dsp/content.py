@@ -162,7 +162,7 @@ def matched_pitch_contour(f0: torch.Tensor, voiced: torch.Tensor, matched: torch
     if int(voiced.sum()) < 2:
         return f0
     lf = torch.log(f0.float().clamp_min(1.0))
-    mu, sd = lf[voiced].mean(), lf[voiced].std().clamp_min(0.02)
+    mu, sd = fast.contour_stats(lf, voiced)
     z_src = torch.where(voiced, (lf - mu) / sd, torch.zeros_like(lf))
     share = matched[:, 1]
     z_m = torch.where(share > 0, matched[:, 0] / share.clamp_min(1e-6), z_src)

@@ -336,6 +336,14 @@ def mapped_envelope(features: dict, target_stats: dict, params: FastParams,
 
 
 @torch.no_grad()
+def contour_stats(lf: torch.Tensor, voiced: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and spread (at least 0.02) of a log-F0 contour over its voiced frames (one voiced
+    frame: no spread); what a source contour is standardised by before it is mapped."""
+    src = lf[voiced]
+    spread = src.std() if src.numel() > 1 else src.new_zeros(())
+    return src.mean(), spread.clamp_min(0.02)
+
+
 def synthesize(features: dict, target_stats: dict | None, params: FastParams | None = None,
                pitch_shift_semitones: float = 0.0, resources: FastResources | None = None) -> torch.Tensor:
     """Convert analysed source features toward `target_stats` and render the waveform.
@@ -356,9 +364,7 @@ def synthesize(features: dict, target_stats: dict | None, params: FastParams | N
     lf = torch.log(f0.clamp_min(1.0))
     shift = pitch_shift_semitones * math.log(2) / 12
     if "lf0_mean" in ts and bool(voiced.any()):
-        src = lf[voiced]
-        spread = src.std() if src.numel() > 1 else src.new_zeros(())  # one voiced frame: no spread
-        mu_s, sd_s = src.mean(), spread.clamp_min(0.02)
+        mu_s, sd_s = contour_stats(lf, voiced)
         mu_t, sd_t = float(ts["lf0_mean"][0]), float(ts["lf0_std"][0])
         lf = (lf - mu_s) / sd_s * sd_t + mu_t
     shift += float(np.asarray(ts.get("pitch_semitones", 0.0)).reshape(-1)[0]) * math.log(2) / 12
