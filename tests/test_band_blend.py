@@ -8,12 +8,7 @@ import torch
 
 import voice_data
 from test_content_method import profile  # noqa: F401 (fixture)
-
-
-def _pipeline(*overrides: str):
-    from vcgraph_voice import PipelineConfig, VoiceConversionPipeline
-    return VoiceConversionPipeline(PipelineConfig(sample_rate=22050, fallback_on_error=False,
-                                                  overrides=[f"nodes.voice_synthesis.config.{o}" for o in overrides]))
+from test_content_method import _synthesis_pipeline as _pipeline
 
 
 def _band_frames(x: np.ndarray, sr: int, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:

@@ -118,6 +118,14 @@ def profile():
     return enroll_files(voice_data.target_paths(), presets=["content"])
 
 
+def _synthesis_pipeline(*overrides: str):
+    """The default preset at 22.05 kHz, no fallback, with ``content-synthesis`` settings changed
+    (``"k=3"`` for ``nodes.voice_synthesis.config.k=3``)."""
+    from vcgraph_voice import PipelineConfig, VoiceConversionPipeline
+    return VoiceConversionPipeline(PipelineConfig(sample_rate=22050, fallback_on_error=False,
+                                                  overrides=[f"nodes.voice_synthesis.config.{o}" for o in overrides]))
+
+
 @pytest.fixture(scope="module")
 def content_pipeline():
     from vcgraph_voice import PipelineConfig, VoiceConversionPipeline

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import voice_data
-from test_content_method import profile  # noqa: F401 (fixture)
+from test_content_method import _synthesis_pipeline, profile  # noqa: F401 (fixture)
 
 
 def _keys_and_queries(profile, rank: int):  # noqa: F811
@@ -50,10 +50,8 @@ def test_a_rank_not_below_the_keys_width_matches_exactly(profile):  # noqa: F811
 def test_the_preset_converts_nearly_as_exact_matching_does(profile):  # noqa: F811
     """The output's spectrum, frame by frame, with the preset's ``match_rank`` against exact
     matching: near it (0.3 dB on average), and much nearer than with too few directions."""
-    from vcgraph_voice import PipelineConfig, VoiceConversionPipeline
     x, sr = voice_data.source()
-    run = lambda *o: VoiceConversionPipeline(PipelineConfig(sample_rate=22050, fallback_on_error=False, overrides=[
-        f"nodes.voice_synthesis.config.{v}" for v in o])).convert(x, profile, sample_rate=sr)
+    run = lambda *o: _synthesis_pipeline(*o).convert(x, profile, sample_rate=sr)
     ranked, exact, coarse = run(), run("match_rank=0"), run("match_rank=16")
     spec = lambda y: torch.stft(torch.from_numpy(y), 1024, 256, window=torch.hann_window(1024),
                                 return_complex=True).abs().clamp_min(1e-4).log()

@@ -12,20 +12,7 @@ from vcgraph_voice.errors import VoiceInputError
 
 import voice_data
 from test_content_method import _saved_with, profile  # noqa: F401 (fixture)
-
-
-def _pipeline(*overrides: str):
-    from vcgraph_voice import PipelineConfig, VoiceConversionPipeline
-    return VoiceConversionPipeline(PipelineConfig(sample_rate=22050, fallback_on_error=False,
-                                                  overrides=[f"nodes.voice_synthesis.config.{o}" for o in overrides]))
-
-
-def _f0(y: np.ndarray, sr: int) -> np.ndarray:
-    """F0 every 5 ms by pyworld DIO + StoneMask (an independent tracker)."""
-    import pyworld as pw
-    d = np.ascontiguousarray(y, dtype=np.float64)
-    f0, t = pw.dio(d, sr, f0_floor=50.0, f0_ceil=600.0, frame_period=5.0)
-    return pw.stonemask(d, f0, t, sr)
+from test_content_method import _synthesis_pipeline as _pipeline
 
 
 def _brightness(log_amp: np.ndarray, hz: np.ndarray) -> np.ndarray:
@@ -62,7 +49,7 @@ def test_the_output_pitch_follows_the_pitch_of_the_matched_target_frames(profile
     rise = {}
     for sign in (1.0, -1.0):
         target = _with_bright_frames_pitched(profile, sign)
-        f_off, f_on = (_f0(p.convert(x, target, sample_rate=sr), 22050) for p in (off, on))
+        f_off, f_on = (voice_data.f0_track(p.convert(x, target, sample_rate=sr), 22050) for p in (off, on))
         n = min(len(source_bright), len(f_off), len(f_on))
         both = (f_off[:n] > 0) & (f_on[:n] > 0)
         assert both.sum() > 200

@@ -27,12 +27,17 @@ def target_paths() -> list[Path]:
     return sorted(EXAMPLES.glob("target_0*.wav"))
 
 
-def median_f0(x: np.ndarray, sr: int) -> float:
-    """Median voiced F0 by pyworld DIO + StoneMask (an independent tracker)."""
+def f0_track(x: np.ndarray, sr: int) -> np.ndarray:
+    """F0 every 5 ms (0: unvoiced) by pyworld DIO + StoneMask (an independent tracker)."""
     import pyworld as pw
     d = np.ascontiguousarray(x, dtype=np.float64)
-    f0, t = pw.dio(d, sr, f0_floor=50.0, f0_ceil=600.0)
-    f0 = pw.stonemask(d, f0, t, sr)
+    f0, t = pw.dio(d, sr, f0_floor=50.0, f0_ceil=600.0, frame_period=5.0)
+    return pw.stonemask(d, f0, t, sr)
+
+
+def median_f0(x: np.ndarray, sr: int) -> float:
+    """Median voiced F0 of :func:`f0_track`."""
+    f0 = f0_track(x, sr)
     return float(np.median(f0[f0 > 0]))
 
 
