@@ -59,6 +59,7 @@ class ContentParams:
     match_rank: int = 0             # match in the target keys' top principal directions (0: all)
     blend_high: float | None = None # weight of the matched envelope above the split (None: blend)
     blend_split_hz: float = 3000.0  # centre of the 1 kHz-wide ramp from blend to blend_high
+    postfilter: float = 0.0         # > 0: cepstral formant emphasis of the output envelope (see postfilter)
     chunk: int = 2048               # source frames per distance block (bounds memory)
     device: str = "cpu"
 
@@ -181,6 +182,21 @@ def band_blend(n_bins: int, sr: int, blend: float, blend_high: float, split_hz: 
     hz = torch.arange(n_bins, device=device, dtype=torch.float32) * sr / (2 * (n_bins - 1))
     ramp = ((hz - split_hz + 500.0) / 1000.0).clamp(0.0, 1.0)
     return blend + (blend_high - blend) * ramp
+
+
+def postfilter(log_env: torch.Tensor, beta: float, lo: int = 2) -> torch.Tensor:
+    """Cepstral formant emphasis of log-amplitude envelopes ``[T, F]``: quefrencies from ``lo``
+    samples on scaled by ``1 + beta`` (peaks raised and valleys deepened about the frame's smooth
+    tilt), the frame's energy kept. Averaging matched frames flattens their formants; this undoes
+    part of it (as the quality preset's ``postfilter`` does for its WORLD envelopes)."""
+    n = 2 * (log_env.shape[1] - 1)
+    c = torch.fft.irfft(log_env.double(), n=n, dim=1)
+    w = torch.ones(n, dtype=c.dtype, device=c.device)
+    w[lo:n - lo + 1] = 1.0 + beta
+    out = torch.fft.rfft(c * w, dim=1).real
+    e0 = 0.5 * torch.logsumexp(2 * log_env.double(), 1, keepdim=True)
+    e1 = 0.5 * torch.logsumexp(2 * out, 1, keepdim=True)
+    return (out + (e0 - e1)).to(log_env.dtype)
 
 
 def rebin_hz(sr_from: int, n_from: int, sr_to: int, n_to: int) -> torch.Tensor:
@@ -427,6 +443,8 @@ def synthesize(features: dict, target: dict, params: ContentParams, fast_params:
         env_m = w * env_m + (1 - w) * mapped
     elif params.blend < 1.0:  # the other part: the source's envelope mapped as the fast method does
         env_m = params.blend * env_m + (1 - params.blend) * mapped
+    if params.postfilter > 0:
+        env_m = postfilter(env_m, params.postfilter)
     if params.keep_energy:
         e_s = 0.5 * torch.logsumexp(2 * env_s, 1, keepdim=True)
         e_m = 0.5 * torch.logsumexp(2 * env_m, 1, keepdim=True)

@@ -218,13 +218,23 @@ class RefineSettings(StageConfig):
         return self
 
 
+class BandBlendSettings(StageConfig):
+    """How much of the matched envelope above a split frequency, shared by the offline and
+    streaming content synthesis stages (each declares ``blend``, the weight below it)."""
+
+    blend_high: float | None = Field(None, ge=0.0, le=1.0, description="the matched envelope's weight above "
+                                     "blend_split_hz (the weight ramps from blend over 1 kHz around it); "
+                                     "unset: blend at every frequency")
+    blend_split_hz: float = Field(3000.0, ge=500.0, le=20000.0, description="centre (Hz) of that 1 kHz ramp")
+
+
 class ContentSynthesis(SynthesisStage):
     """Replace each frame's envelope by the content-nearest target frames; map F0; torch vocoder."""
 
     name = "content-synthesis"
     Method = ContentMethod
 
-    class Config(RefineSettings):
+    class Config(RefineSettings, BandBlendSettings):
         k: int = Field(4, ge=1, le=64, description="target frames averaged per source frame")
         match_on: Literal["bottleneck", "posteriors"] = Field(
             "bottleneck", description="content features compared: the encoder's 64-d bottleneck or its "
@@ -234,10 +244,9 @@ class ContentSynthesis(SynthesisStage):
         blend: float = Field(1.0, ge=0.0, le=1.0, description="weight of the matched target envelope (the "
                              "rest: the source's envelope mapped to the target's statistics); below "
                              "blend_split_hz when blend_high is set")
-        blend_high: float | None = Field(None, ge=0.0, le=1.0, description="the matched envelope's weight above "
-                                         "blend_split_hz (the weight ramps from blend over 1 kHz around it); "
-                                         "unset: blend at every frequency")
-        blend_split_hz: float = Field(3000.0, ge=500.0, le=20000.0, description="centre (Hz) of that 1 kHz ramp")
+        postfilter: float = Field(0.0, ge=0.0, le=1.0, description="cepstral formant emphasis of the output "
+                                  "envelope (quefrencies from the second scaled by 1 + postfilter; the frame's "
+                                  "energy kept): sharpens the formants that averaging matched frames flattens")
         replace: float = Field(1.0, ge=0.0, le=1.0, description="weight of the replaced envelope; the rest "
                                "is the source's own envelope shifted by how the target's frames of the same "
                                "content differ from the source's (keeps the source's transitions)")
@@ -284,7 +293,8 @@ class ContentSynthesis(SynthesisStage):
                              refine_context=c.refine_context, refine_ridge=c.refine_ridge,
                              phone_states=c.phone_states, phone_state_context=c.phone_state_context,
                              matched_pitch=c.matched_pitch, matched_pitch_smooth=c.matched_pitch_smooth,
-                             blend_high=c.blend_high, match_rank=c.match_rank, blend_split_hz=c.blend_split_hz, device=device)
+                             blend_high=c.blend_high, match_rank=c.match_rank, blend_split_hz=c.blend_split_hz,
+                             postfilter=c.postfilter, device=device)
 
     @implementation("simplified")
     def run_simplified(self, ctx, features, speaker, pitch_shift=None):
