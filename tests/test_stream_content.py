@@ -284,3 +284,21 @@ def test_phone_states_in_a_stream_are_declared_and_change_the_match(pipe, profil
     old = VoiceProfile(profile.embedding, dict(profile.methods, content=content), profile.seconds)
     with pytest.raises(Exception, match="no phone-state posteriors.*enrol the voice again"):
         VoiceStream(pipe, old, sample_rate=SR, block_size=320).convert(src[:SR])
+
+
+def test_stream_blend_high_takes_more_of_the_matched_frames_above_the_split(profile, src):
+    """As offline (tests/test_band_blend.py): with ``blend: 0.8, blend_high: 1.0`` the streamed
+    output's spectrum above 3.5 kHz is that of full replacement, below 2.5 kHz the plain blend's
+    (measured on the audio, frame by frame); ``blend_high`` equal to ``blend`` changes nothing."""
+    from test_band_blend import _band_frames
+    V = "nodes.voice_synthesis.config."
+    run = lambda *o: VoiceStream(Pipeline.from_yaml(CONFIG, overrides=[V + s for s in o]), profile,
+                                 sample_rate=SR, block_size=320).convert(src)
+    split, replaced, blended = run("blend=0.8", "blend_high=1.0"), run("blend=1.0"), run("blend=0.8")
+    for lo, hi, same_as in ((3500, 7500, replaced), (200, 2500, blended)):
+        (s, energy), (r, _), (b, _) = (_band_frames(y, SR, lo, hi) for y in (split, replaced, blended))
+        loud = energy > 0.05 * np.median(energy)
+        dist = lambda u, v: float(np.sqrt(((u - v)[loud] ** 2).mean()))
+        apart, near = dist(r, b), dist(s, _band_frames(same_as, SR, lo, hi)[0])
+        assert apart > 0.3 and near < 0.25 * apart, (lo, hi, near, apart)
+    np.testing.assert_allclose(run("blend=0.8", "blend_high=0.8"), blended, atol=1e-5)

@@ -20,7 +20,7 @@ from pydantic import Field
 from vcgraph.stage import implementation
 
 from .. import content_model as cm
-from ..methods.content import RefineSettings, check_same_encoder
+from ..methods.content import BandBlendSettings, RefineSettings, check_same_encoder
 from .fast_stream import FastStreamFeatures, FastStreamSynthesis, FrameBlock, _dsp
 from .owned import OwnsResources
 from .stream_io import StreamChunk, _state
@@ -112,7 +112,7 @@ class ContentStreamSynthesis(FastStreamSynthesis):
     name = "content-stream-synthesis"
     method = "content"
 
-    class Config(FastStreamSynthesis.Config, RefineSettings):
+    class Config(FastStreamSynthesis.Config, RefineSettings, BandBlendSettings):
         k: int = Field(4, ge=1, le=64, description="target frames averaged per source frame")
         match_on: Literal["bottleneck", "posteriors"] = Field("bottleneck", description="content features compared")
         blend: float = Field(0.6, ge=0.0, le=1.0, description="weight of the matched target envelope (the rest: "
@@ -129,7 +129,7 @@ class ContentStreamSynthesis(FastStreamSynthesis):
                                       "before their queries are used (the unrefined ones until then)")
 
     def _envelope(self, state: dict, frames: FrameBlock, target: dict, env: torch.Tensor, ap: torch.Tensor):
-        from ..dsp.content import ContentParams
+        from ..dsp.content import ContentParams, band_blend
         from ..dsp.content_stream import StreamMatcher
         c, fr = self.config, frames.frames
         if "match" not in state:
@@ -147,7 +147,14 @@ class ContentStreamSynthesis(FastStreamSynthesis):
             state["checked_target"] = target
         matcher.set_target(target)
         env_m, ap_m = matcher.match(fr["content"], env, fr["log_env"], fr["speech"], fr.get("phone_states"))
-        out = c.blend * env_m + (1 - c.blend) * env
+        if c.blend_high is not None:  # as offline: dsp.content.band_blend
+            if state.get("band_weight") is None or state["band_weight"].shape[0] != env_m.shape[1]:
+                state["band_weight"] = band_blend(env_m.shape[1], frames.sample_rate, c.blend, c.blend_high,
+                                                  c.blend_split_hz, env_m.device)
+            w = state["band_weight"]
+            out = w * env_m + (1 - w) * env
+        else:
+            out = c.blend * env_m + (1 - c.blend) * env
         if c.keep_energy:
             e_s = 0.5 * torch.logsumexp(2 * fr["log_env"], 1, keepdim=True)
             e_m = 0.5 * torch.logsumexp(2 * out, 1, keepdim=True)
