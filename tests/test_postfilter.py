@@ -33,6 +33,22 @@ def test_no_emphasis_changes_nothing_and_the_frame_energy_is_kept():
         assert torch.allclose(energy(postfilter(env, beta)), energy(env), atol=1e-4)
 
 
+def test_it_is_the_cepstrum_scaled_from_quefrency_lo_on():
+    """The closed form equals the definition: the real cepstrum (inverse FFT of the log
+    envelope), quefrencies ``lo`` to ``n - lo`` scaled by ``1 + beta``, back to a spectrum, the
+    frame's energy restored."""
+    from vcgraph_voice.dsp.content import postfilter
+    env = torch.randn(5, 1025) * 2 - 4
+    for beta, lo in ((0.1, 2), (0.5, 4)):
+        n = 2048
+        c = torch.fft.irfft(env.double(), n=n, dim=1)
+        w = torch.ones(n, dtype=torch.float64)
+        w[lo:n - lo + 1] = 1 + beta
+        ref = torch.fft.rfft(c * w, dim=1).real
+        ref = ref + 0.5 * (torch.logsumexp(2 * env.double(), 1, keepdim=True) - torch.logsumexp(2 * ref, 1, keepdim=True))
+        assert torch.allclose(postfilter(env, beta, lo).double(), ref, atol=1e-4)
+
+
 def test_formants_stand_out_by_about_one_plus_beta_where_they_were():
     """Each bump's height over the valleys beside it grows by about ``1 + beta``; its peak stays
     at the same frequency."""

@@ -188,13 +188,23 @@ def postfilter(log_env: torch.Tensor, beta: float, lo: int = 2) -> torch.Tensor:
     """Cepstral formant emphasis of log-amplitude envelopes ``[T, F]``: quefrencies from ``lo``
     samples on scaled by ``1 + beta`` (peaks raised and valleys deepened about the frame's smooth
     tilt), the frame's energy kept. Averaging matched frames flattens their formants; this undoes
-    part of it (as the quality preset's ``postfilter`` does for its WORLD envelopes)."""
-    n = 2 * (log_env.shape[1] - 1)
-    c = torch.fft.irfft(log_env.double(), n=n, dim=1)
-    w = torch.ones(n, dtype=c.dtype, device=c.device)
-    w[lo:n - lo + 1] = 1.0 + beta
-    out = torch.fft.rfft(c * w, dim=1).real
-    e0 = 0.5 * torch.logsumexp(2 * log_env.double(), 1, keepdim=True)
+    part of it (as the quality preset's ``postfilter`` does for its WORLD envelopes).
+
+    Every quefrency but the lowest ``lo`` is scaled alike, so no FFT is needed: the output is
+    ``(1 + beta)`` times the envelope less ``beta`` times its part at quefrencies below ``lo``."""
+    n_bins = log_env.shape[1]
+    n = 2 * (n_bins - 1)
+    k = torch.arange(n_bins, device=log_env.device, dtype=torch.float32)
+    cos = torch.cos(2 * torch.pi * k[:, None] * torch.arange(lo, device=log_env.device) / n)  # [F, lo]
+    fold = torch.full((n_bins,), 2.0, dtype=torch.float32, device=log_env.device)
+    fold[0] = fold[-1] = 1.0                  # bins counted once on the full (symmetric) circle
+    x = log_env.float()
+    c = (x * fold) @ cos / n                  # [T, lo]: the lowest cepstral coefficients
+    scale = torch.full((lo,), 2.0, dtype=torch.float32, device=log_env.device)
+    scale[0] = 1.0                            # c_q and c_(n-q) alike, q >= 1
+    low = (c * scale) @ cos.T                 # [T, F]: the envelope's part below quefrency lo
+    out = (1 + beta) * x - beta * low
+    e0 = 0.5 * torch.logsumexp(2 * x, 1, keepdim=True)
     e1 = 0.5 * torch.logsumexp(2 * out, 1, keepdim=True)
     return (out + (e0 - e1)).to(log_env.dtype)
 
