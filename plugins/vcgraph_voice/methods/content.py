@@ -218,14 +218,18 @@ class RefineSettings(StageConfig):
         return self
 
 
-class BandBlendSettings(StageConfig):
-    """How much of the matched envelope above a split frequency, shared by the offline and
-    streaming content synthesis stages (each declares ``blend``, the weight below it)."""
+class EnvelopeSettings(StageConfig):
+    """How the output envelope is made from the matched one, shared by the offline and streaming
+    content synthesis stages (each declares ``blend``, the matched envelope's weight below the
+    split): more of it above a split frequency, and formant emphasis."""
 
     blend_high: float | None = Field(None, ge=0.0, le=1.0, description="the matched envelope's weight above "
                                      "blend_split_hz (the weight ramps from blend over 1 kHz around it); "
                                      "unset: blend at every frequency")
     blend_split_hz: float = Field(3000.0, ge=500.0, le=20000.0, description="centre (Hz) of that 1 kHz ramp")
+    postfilter: float = Field(0.0, ge=0.0, le=1.0, description="cepstral formant emphasis of the output "
+                              "envelope (quefrencies from the second scaled by 1 + postfilter; the frame's "
+                              "energy kept): sharpens the formants that averaging matched frames flattens")
 
 
 class ContentSynthesis(SynthesisStage):
@@ -234,7 +238,7 @@ class ContentSynthesis(SynthesisStage):
     name = "content-synthesis"
     Method = ContentMethod
 
-    class Config(RefineSettings, BandBlendSettings):
+    class Config(RefineSettings, EnvelopeSettings):
         k: int = Field(4, ge=1, le=64, description="target frames averaged per source frame")
         match_on: Literal["bottleneck", "posteriors"] = Field(
             "bottleneck", description="content features compared: the encoder's 64-d bottleneck or its "
@@ -244,9 +248,6 @@ class ContentSynthesis(SynthesisStage):
         blend: float = Field(1.0, ge=0.0, le=1.0, description="weight of the matched target envelope (the "
                              "rest: the source's envelope mapped to the target's statistics); below "
                              "blend_split_hz when blend_high is set")
-        postfilter: float = Field(0.0, ge=0.0, le=1.0, description="cepstral formant emphasis of the output "
-                                  "envelope (quefrencies from the second scaled by 1 + postfilter; the frame's "
-                                  "energy kept): sharpens the formants that averaging matched frames flattens")
         replace: float = Field(1.0, ge=0.0, le=1.0, description="weight of the replaced envelope; the rest "
                                "is the source's own envelope shifted by how the target's frames of the same "
                                "content differ from the source's (keeps the source's transitions)")

@@ -20,7 +20,7 @@ from pydantic import Field
 from vcgraph.stage import implementation
 
 from .. import content_model as cm
-from ..methods.content import BandBlendSettings, RefineSettings, check_same_encoder
+from ..methods.content import EnvelopeSettings, RefineSettings, check_same_encoder
 from .fast_stream import FastStreamFeatures, FastStreamSynthesis, FrameBlock, _dsp
 from .owned import OwnsResources
 from .stream_io import StreamChunk, _state
@@ -112,7 +112,7 @@ class ContentStreamSynthesis(FastStreamSynthesis):
     name = "content-stream-synthesis"
     method = "content"
 
-    class Config(FastStreamSynthesis.Config, RefineSettings, BandBlendSettings):
+    class Config(FastStreamSynthesis.Config, RefineSettings, EnvelopeSettings):
         k: int = Field(4, ge=1, le=64, description="target frames averaged per source frame")
         match_on: Literal["bottleneck", "posteriors"] = Field("bottleneck", description="content features compared")
         blend: float = Field(0.6, ge=0.0, le=1.0, description="weight of the matched target envelope (the rest: "
@@ -129,7 +129,7 @@ class ContentStreamSynthesis(FastStreamSynthesis):
                                       "before their queries are used (the unrefined ones until then)")
 
     def _envelope(self, state: dict, frames: FrameBlock, target: dict, env: torch.Tensor, ap: torch.Tensor):
-        from ..dsp.content import ContentParams, band_blend
+        from ..dsp.content import ContentParams, band_blend, postfilter
         from ..dsp.content_stream import StreamMatcher
         c, fr = self.config, frames.frames
         if "match" not in state:
@@ -155,6 +155,8 @@ class ContentStreamSynthesis(FastStreamSynthesis):
             out = w * env_m + (1 - w) * env
         else:
             out = c.blend * env_m + (1 - c.blend) * env
+        if c.postfilter > 0:
+            out = postfilter(out, c.postfilter)
         if c.keep_energy:
             e_s = 0.5 * torch.logsumexp(2 * fr["log_env"], 1, keepdim=True)
             e_m = 0.5 * torch.logsumexp(2 * out, 1, keepdim=True)
