@@ -302,3 +302,18 @@ def test_stream_blend_high_takes_more_of_the_matched_frames_above_the_split(prof
         apart, near = dist(r, b), dist(s, _band_frames(same_as, SR, lo, hi)[0])
         assert apart > 0.3 and near < 0.25 * apart, (lo, hi, near, apart)
     np.testing.assert_allclose(run("blend=0.8", "blend_high=0.8"), blended, atol=1e-5)
+
+
+def test_stream_postfilter_sharpens_the_streamed_spectra(profile, src):
+    """As offline (tests/test_postfilter.py): with ``postfilter`` the streamed output's loud
+    frames have spectra (250 Hz bands over 0.2-5 kHz, level removed) that spread further about
+    their mean, and the stream keeps the input's length."""
+    from test_band_blend import _band_frames
+    run = lambda pf: VoiceStream(Pipeline.from_yaml(CONFIG, overrides=[f"nodes.voice_synthesis.config.postfilter={pf}"]),
+                                 profile, sample_rate=SR, block_size=320).convert(src)
+    plain, sharp = run(0), run(0.3)
+    assert len(sharp) == len(src)
+    (p, energy), (s, _) = (_band_frames(y, SR, 200, 5000) for y in (plain, sharp))
+    loud = energy > 0.1 * np.median(energy)
+    ratio = s[loud].std(1) / p[loud].std(1)
+    assert np.median(ratio) > 1.05 and (ratio > 1).mean() > 0.8, (np.median(ratio), (ratio > 1).mean())
