@@ -335,7 +335,6 @@ def mapped_envelope(features: dict, target_stats: dict, params: FastParams,
     return env2, ap
 
 
-@torch.no_grad()
 def contour_stats(lf: torch.Tensor, voiced: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and spread (at least 0.02) of a log-F0 contour over its voiced frames (one voiced
     frame: no spread); what a source contour is standardised by before it is mapped."""
@@ -344,6 +343,7 @@ def contour_stats(lf: torch.Tensor, voiced: torch.Tensor) -> tuple[torch.Tensor,
     return src.mean(), spread.clamp_min(0.02)
 
 
+@torch.no_grad()
 def synthesize(features: dict, target_stats: dict | None, params: FastParams | None = None,
                pitch_shift_semitones: float = 0.0, resources: FastResources | None = None) -> torch.Tensor:
     """Convert analysed source features toward `target_stats` and render the waveform.
