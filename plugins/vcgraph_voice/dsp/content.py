@@ -203,10 +203,34 @@ def postfilter(log_env: torch.Tensor, beta: float, lo: int = 2) -> torch.Tensor:
     scale = torch.full((lo,), 2.0, dtype=torch.float32, device=log_env.device)
     scale[0] = 1.0                            # c_q and c_(n-q) alike, q >= 1
     low = (c * scale) @ cos.T                 # [T, F]: the envelope's part below quefrency lo
-    out = (1 + beta) * x - beta * low
-    e0 = 0.5 * torch.logsumexp(2 * x, 1, keepdim=True)
-    e1 = 0.5 * torch.logsumexp(2 * out, 1, keepdim=True)
-    return (out + (e0 - e1)).to(log_env.dtype)
+    return with_energy_of(x, (1 + beta) * x - beta * low).to(log_env.dtype)
+
+
+def with_energy_of(reference: torch.Tensor, log_env: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+    """Log-amplitude envelopes ``[T, F]`` shifted per frame so that their energy moves ``weight``
+    of the way to ``reference``'s (1: the same energy as ``reference``, frame by frame)."""
+    e_ref = 0.5 * torch.logsumexp(2 * reference, 1, keepdim=True)
+    e_env = 0.5 * torch.logsumexp(2 * log_env, 1, keepdim=True)
+    return log_env + weight * (e_ref - e_env)
+
+
+def output_envelope(matched: torch.Tensor, mapped: torch.Tensor | None, source_env: torch.Tensor,
+                    params: ContentParams, sr: int) -> torch.Tensor:
+    """The envelope rendered, from the matched target frames' ``matched``: blended with the
+    source's envelope mapped to the target's statistics ``mapped`` (``blend``, or by frequency
+    with ``blend_high``: :func:`band_blend`), its formants emphasised (``postfilter``), and the
+    source's frame energy ``source_env``'s kept (``keep_energy``). Offline and streamed alike."""
+    out = matched
+    if params.blend_high is not None:
+        w = band_blend(out.shape[1], sr, params.blend, params.blend_high, params.blend_split_hz, out.device)
+        out = w * out + (1 - w) * mapped
+    elif params.blend < 1.0:
+        out = params.blend * out + (1 - params.blend) * mapped
+    if params.postfilter > 0:
+        out = postfilter(out, params.postfilter)
+    if params.keep_energy:
+        out = with_energy_of(source_env, out, params.keep_energy)
+    return out
 
 
 def rebin_hz(sr_from: int, n_from: int, sr_to: int, n_to: int) -> torch.Tensor:
@@ -448,17 +472,7 @@ def synthesize(features: dict, target: dict, params: ContentParams, fast_params:
         (s_mean,) = knn_average(q, q, [env_s], params.shift_k, params.chunk)
         shifted = env_s + (t_mean - s_mean)
         env_m = params.replace * env_m + (1 - params.replace) * shifted
-    if params.blend_high is not None:  # the other part, by frequency: see band_blend
-        w = band_blend(env_m.shape[1], sr, params.blend, params.blend_high, params.blend_split_hz, dev)
-        env_m = w * env_m + (1 - w) * mapped
-    elif params.blend < 1.0:  # the other part: the source's envelope mapped as the fast method does
-        env_m = params.blend * env_m + (1 - params.blend) * mapped
-    if params.postfilter > 0:
-        env_m = postfilter(env_m, params.postfilter)
-    if params.keep_energy:
-        e_s = 0.5 * torch.logsumexp(2 * env_s, 1, keepdim=True)
-        e_m = 0.5 * torch.logsumexp(2 * env_m, 1, keepdim=True)
-        env_m = env_m + params.keep_energy * (e_s - e_m)
+    env_m = output_envelope(env_m, mapped, env_s, params, sr)
     ap = ap_m if params.target_ap else ap_s
     feats = dict(features, log_env=env_m, ap=ap)
     return fast.synthesize(feats, {k: v for k, v in target.items() if k.startswith("lf0")},

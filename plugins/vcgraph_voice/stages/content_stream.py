@@ -129,14 +129,15 @@ class ContentStreamSynthesis(FastStreamSynthesis):
                                       "before their queries are used (the unrefined ones until then)")
 
     def _envelope(self, state: dict, frames: FrameBlock, target: dict, env: torch.Tensor, ap: torch.Tensor):
-        from ..dsp.content import ContentParams, band_blend, postfilter
+        from ..dsp.content import ContentParams, output_envelope
         from ..dsp.content_stream import StreamMatcher
         c, fr = self.config, frames.frames
         if "match" not in state:
             p = ContentParams(k=c.k, match_on=c.match_on, context=fr["content"].shape[1] // 2, blend=c.blend,
                               keep_energy=c.keep_energy, smooth=0, target_ap=c.target_aperiodicity,
                               spectral_match=c.spectral_match, refine=c.refine, refine_context=c.refine_context,
-                              refine_ridge=c.refine_ridge, phone_states=c.phone_states,
+                              refine_ridge=c.refine_ridge, phone_states=c.phone_states, blend_high=c.blend_high,
+                              blend_split_hz=c.blend_split_hz, postfilter=c.postfilter,
                               phone_state_context=fr["phone_states"].shape[1] // 2 if "phone_states" in fr else 0)
             n_fft = _dsp().frame_grid(frames.sample_rate, frames.settings).n_fft
             state["match"] = StreamMatcher(p, frames.sample_rate, n_fft, env.device, tau_s=c.tau_s,
@@ -147,20 +148,7 @@ class ContentStreamSynthesis(FastStreamSynthesis):
             state["checked_target"] = target
         matcher.set_target(target)
         env_m, ap_m = matcher.match(fr["content"], env, fr["log_env"], fr["speech"], fr.get("phone_states"))
-        if c.blend_high is not None:  # as offline: dsp.content.band_blend
-            if state.get("band_weight") is None or state["band_weight"].shape[0] != env_m.shape[1]:
-                state["band_weight"] = band_blend(env_m.shape[1], frames.sample_rate, c.blend, c.blend_high,
-                                                  c.blend_split_hz, env_m.device)
-            w = state["band_weight"]
-            out = w * env_m + (1 - w) * env
-        else:
-            out = c.blend * env_m + (1 - c.blend) * env
-        if c.postfilter > 0:
-            out = postfilter(out, c.postfilter)
-        if c.keep_energy:
-            e_s = 0.5 * torch.logsumexp(2 * fr["log_env"], 1, keepdim=True)
-            e_m = 0.5 * torch.logsumexp(2 * out, 1, keepdim=True)
-            out = out + c.keep_energy * (e_s - e_m)
+        out = output_envelope(env_m, env, fr["log_env"], matcher.p, frames.sample_rate)  # as offline
         if c.target_aperiodicity:
             ap = torch.where(fr["voiced"][:, None], ap_m.clamp(0, 1), torch.ones_like(ap_m))
         return out, ap
