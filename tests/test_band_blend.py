@@ -25,6 +25,18 @@ def _band_frames(x: np.ndarray, sr: int, lo: float, hi: float) -> tuple[np.ndarr
     return db - db.mean(1, keepdims=True), spec.sum(1)
 
 
+def assert_split_by_band(split: np.ndarray, replaced: np.ndarray, blended: np.ndarray, sr: int) -> None:
+    """Above 3.5 kHz ``split``'s spectrum, frame by frame, is near ``replaced``'s and below
+    2.5 kHz near ``blended``'s: within a quarter of how far those two differ there."""
+    for lo, hi, same_as in ((3500, 7500, "replaced"), (200, 2500, "blended")):
+        (s, energy), (r, _), (b, _) = (_band_frames(y, sr, lo, hi) for y in (split, replaced, blended))
+        loud = energy > 0.05 * np.median(energy)
+        dist = lambda u, v: float(np.sqrt(((u - v)[loud] ** 2).mean()))  # dB rms
+        apart = dist(r, b)                         # how far the two references differ in this band
+        near = dist(s, r if same_as == "replaced" else b)
+        assert apart > 0.3 and near < 0.25 * apart, (lo, hi, near, apart)
+
+
 def test_the_weight_ramps_from_blend_to_blend_high_around_the_split():
     from vcgraph_voice.dsp.content import band_blend
     w = band_blend(1025, 22050, 0.8, 0.9, 3000.0, "cpu")
@@ -42,13 +54,7 @@ def test_above_the_split_the_output_is_the_replacement_below_it_the_blend(profil
     split = _pipeline("blend=0.8", "blend_high=1.0").convert(x, profile, sample_rate=sr)
     replaced = _pipeline("blend=1.0", "blend_high=null").convert(x, profile, sample_rate=sr)
     blended = _pipeline("blend=0.8", "blend_high=null").convert(x, profile, sample_rate=sr)
-    for lo, hi, same_as in ((3500, 7500, "replaced"), (200, 2500, "blended")):
-        (s, energy), (r, _), (b, _) = (_band_frames(y, 22050, lo, hi) for y in (split, replaced, blended))
-        loud = energy > 0.05 * np.median(energy)
-        dist = lambda u, v: float(np.sqrt(((u - v)[loud] ** 2).mean()))  # dB rms
-        apart = dist(r, b)                         # how far the two references differ in this band
-        near = dist(s, r if same_as == "replaced" else b)
-        assert apart > 0.3 and near < 0.25 * apart, (lo, hi, near, apart)
+    assert_split_by_band(split, replaced, blended, 22050)
 
 
 def test_blend_high_equal_to_blend_changes_nothing(profile):  # noqa: F811

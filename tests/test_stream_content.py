@@ -290,17 +290,12 @@ def test_stream_blend_high_takes_more_of_the_matched_frames_above_the_split(prof
     """As offline (tests/test_band_blend.py): with ``blend: 0.8, blend_high: 1.0`` the streamed
     output's spectrum above 3.5 kHz is that of full replacement, below 2.5 kHz the plain blend's
     (measured on the audio, frame by frame); ``blend_high`` equal to ``blend`` changes nothing."""
-    from test_band_blend import _band_frames
+    from test_band_blend import assert_split_by_band
     V = "nodes.voice_synthesis.config."
     run = lambda *o: VoiceStream(Pipeline.from_yaml(CONFIG, overrides=[V + s for s in o]), profile,
                                  sample_rate=SR, block_size=320).convert(src)
     split, replaced, blended = run("blend=0.8", "blend_high=1.0"), run("blend=1.0"), run("blend=0.8")
-    for lo, hi, same_as in ((3500, 7500, replaced), (200, 2500, blended)):
-        (s, energy), (r, _), (b, _) = (_band_frames(y, SR, lo, hi) for y in (split, replaced, blended))
-        loud = energy > 0.05 * np.median(energy)
-        dist = lambda u, v: float(np.sqrt(((u - v)[loud] ** 2).mean()))
-        apart, near = dist(r, b), dist(s, _band_frames(same_as, SR, lo, hi)[0])
-        assert apart > 0.3 and near < 0.25 * apart, (lo, hi, near, apart)
+    assert_split_by_band(split, replaced, blended, SR)
     np.testing.assert_allclose(run("blend=0.8", "blend_high=0.8"), blended, atol=1e-5)
 
 
@@ -308,12 +303,10 @@ def test_stream_postfilter_sharpens_the_streamed_spectra(profile, src):
     """As offline (tests/test_postfilter.py): with ``postfilter`` the streamed output's loud
     frames have spectra (250 Hz bands over 0.2-5 kHz, level removed) that spread further about
     their mean, and the stream keeps the input's length."""
-    from test_band_blend import _band_frames
+    from test_postfilter import spread_ratios
     run = lambda pf: VoiceStream(Pipeline.from_yaml(CONFIG, overrides=[f"nodes.voice_synthesis.config.postfilter={pf}"]),
                                  profile, sample_rate=SR, block_size=320).convert(src)
     plain, sharp = run(0), run(0.3)
     assert len(sharp) == len(src)
-    (p, energy), (s, _) = (_band_frames(y, SR, 200, 5000) for y in (plain, sharp))
-    loud = energy > 0.1 * np.median(energy)
-    ratio = s[loud].std(1) / p[loud].std(1)
+    ratio = spread_ratios(plain, sharp, SR)
     assert np.median(ratio) > 1.05 and (ratio > 1).mean() > 0.8, (np.median(ratio), (ratio > 1).mean())
