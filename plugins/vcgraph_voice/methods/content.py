@@ -253,7 +253,8 @@ class ContentSynthesis(SynthesisStage):
                                "content differ from the source's (keeps the source's transitions)")
         shift_k: int = Field(16, ge=1, le=128, description="frames averaged on each side for that shift")
         keep_energy: float = Field(1.0, ge=0.0, le=1.0, description="how much of the source's frame-energy "
-                                   "contour is kept")
+                                   "contour is kept (in log); the rest is the matched target frames' own, so "
+                                   "below 1 their loudness from sound to sound, part of the voice, comes too")
         smooth: int = Field(1, ge=0, le=8, description="frames (5 ms) each side of temporal smoothing of the "
                             "matched envelope")
         spectral_match: float = Field(0.0, ge=0.0, le=1.0, description="weight of a spectral match beside "
