@@ -9,7 +9,7 @@ import torch
 import voice_data
 from test_content_method import profile  # noqa: F401 (fixture)
 from test_content_method import _synthesis_pipeline as _pipeline
-from test_matched_pitch import _brightness
+from test_matched_pitch import _brightness, source_brightness
 
 OUT_SR = 22050  # the synthesis pipeline's rate
 
@@ -41,11 +41,8 @@ def test_the_output_energy_follows_the_matched_frames_as_far_as_the_source_is_no
     source's toward either; with ``keep_energy: 0.5`` its bright frames, relative to its dull
     ones, are louder toward the first than toward the second. The length is the source's."""
     x, sr = voice_data.source()
-    hop, n_fft = int(sr * 0.005), 1024
-    spec = torch.stft(torch.from_numpy(x).float(), n_fft, hop, window=torch.hann_window(n_fft),
-                      return_complex=True).abs().clamp_min(1e-5).log().T.numpy()
-    source_bright = _brightness(spec, np.arange(spec.shape[1]) * sr / n_fft)
-    source_db = _frame_energy_db(x, sr, hop, n_fft)
+    source_bright = source_brightness(x, sr)
+    source_db = _frame_energy_db(x, sr, int(sr * 0.005), 1024)
     contrast = {}  # (keep_energy, sign) -> bright frames' level above the dull ones', dB
     for keep in (1.0, 0.5):
         pipe = _pipeline(f"keep_energy={keep}")

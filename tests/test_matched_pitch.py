@@ -20,6 +20,14 @@ def _brightness(log_amp: np.ndarray, hz: np.ndarray) -> np.ndarray:
     return log_amp[:, (hz > 2000) & (hz < 5000)].mean(1) - log_amp[:, (hz > 100) & (hz < 1000)].mean(1)
 
 
+def source_brightness(x: np.ndarray, sr: int) -> np.ndarray:
+    """:func:`_brightness` of ``x`` every 5 ms (1024-point STFT frames)."""
+    hop, n_fft = int(sr * 0.005), 1024
+    spec = torch.stft(torch.from_numpy(x).float(), n_fft, hop, window=torch.hann_window(n_fft),
+                      return_complex=True).abs().clamp_min(1e-5).log().T.numpy()
+    return _brightness(spec, np.arange(spec.shape[1]) * sr / n_fft)
+
+
 def _with_bright_frames_pitched(profile, sign: float):  # noqa: F811
     """``profile`` whose voiced target frames are pitched 1.5 standard deviations high where
     their spectrum is brighter than the median and as far low elsewhere (``sign`` -1: the
@@ -41,10 +49,7 @@ def test_the_output_pitch_follows_the_pitch_of_the_matched_target_frames(profile
     tracked from the audio) rises on the source's bright frames against the matched pitch off,
     and falls on its dull ones; toward the voice pitched the other way round, the reverse."""
     x, sr = voice_data.source()
-    hop, n_fft = int(sr * 0.005), 1024
-    spec = torch.stft(torch.from_numpy(x).float(), n_fft, hop, window=torch.hann_window(n_fft),
-                      return_complex=True).abs().clamp_min(1e-5).log().T.numpy()
-    source_bright = _brightness(spec, np.arange(spec.shape[1]) * sr / n_fft)
+    source_bright = source_brightness(x, sr)
     off, on = _pipeline("matched_pitch=0"), _pipeline("matched_pitch=1", "matched_pitch_smooth=2")
     rise = {}
     for sign in (1.0, -1.0):
