@@ -221,7 +221,8 @@ class RefineSettings(StageConfig):
 class EnvelopeSettings(StageConfig):
     """How the output envelope is made from the matched one, shared by the offline and streaming
     content synthesis stages (each declares ``blend``, the matched envelope's weight below the
-    split): more of it above a split frequency, and formant emphasis."""
+    split): more of it above a split frequency, formant emphasis, and how much of the source's
+    frame energy is kept."""
 
     blend_high: float | None = Field(None, ge=0.0, le=1.0, description="the matched envelope's weight above "
                                      "blend_split_hz (the weight ramps from blend over 1 kHz around it); "
@@ -230,6 +231,9 @@ class EnvelopeSettings(StageConfig):
     postfilter: float = Field(0.0, ge=0.0, le=1.0, description="cepstral formant emphasis of the output "
                               "envelope (quefrencies from the second scaled by 1 + postfilter; the frame's "
                               "energy kept): sharpens the formants that averaging matched frames flattens")
+    keep_energy: float = Field(1.0, ge=0.0, le=1.0, description="how much of the source's frame-energy "
+                               "contour is kept (in log); the rest is the matched target frames' own, so "
+                               "below 1 their loudness from sound to sound, part of the voice, comes too")
 
 
 class ContentSynthesis(SynthesisStage):
@@ -252,9 +256,6 @@ class ContentSynthesis(SynthesisStage):
                                "is the source's own envelope shifted by how the target's frames of the same "
                                "content differ from the source's (keeps the source's transitions)")
         shift_k: int = Field(16, ge=1, le=128, description="frames averaged on each side for that shift")
-        keep_energy: float = Field(1.0, ge=0.0, le=1.0, description="how much of the source's frame-energy "
-                                   "contour is kept (in log); the rest is the matched target frames' own, so "
-                                   "below 1 their loudness from sound to sound, part of the voice, comes too")
         smooth: int = Field(1, ge=0, le=8, description="frames (5 ms) each side of temporal smoothing of the "
                             "matched envelope")
         spectral_match: float = Field(0.0, ge=0.0, le=1.0, description="weight of a spectral match beside "

@@ -117,9 +117,6 @@ class ContentStreamSynthesis(FastStreamSynthesis):
         match_on: Literal["bottleneck", "posteriors"] = Field("bottleneck", description="content features compared")
         blend: float = Field(0.6, ge=0.0, le=1.0, description="weight of the matched target envelope (the rest: "
                              "the source's envelope mapped to the target's statistics)")
-        keep_energy: float = Field(1.0, ge=0.0, le=1.0, description="how much of the source's frame-energy "
-                                   "contour is kept (in log); the rest is the matched target frames' own, so "
-                                   "below 1 their loudness from sound to sound, part of the voice, comes too")
         target_aperiodicity: bool = Field(True, description="aperiodicity from the matched target frames")
         spectral_match: float = Field(0.0, ge=0.0, le=1.0, description="weight of a spectral match beside the "
                                       "content match (the mapped source's envelope against the target's frames)")
