@@ -42,7 +42,7 @@ def main() -> None:
     from dev_judges import dev_judges, judge, means
     from vcgraph_voice.dsp import fast
     j = dev_judges(a.data)
-    out = os.path.join(tempfile.gettempdir(), "vcgraph-fast-window.wav")
+    out = os.path.join(tempfile.mkdtemp(prefix="fast-window-"), "converted.wav")  # per run
     pairs = [p.split(":") for p in a.pairs.split(",")]
     for name in a.variants:
         p = fast.FastParams(**(VARIANTS[name] or {}))

@@ -10,7 +10,7 @@ target's centroid of 17-24. Offline: --offline-config (a preset); streamed: --st
   PYTHONPATH=.:plugins python scripts/stream_quality.py --method content    # stream-content vs content
   PYTHONPATH=.:plugins python scripts/stream_quality.py --method fast       # stream vs fast
 """
-import argparse, json, os, sys, warnings
+import argparse, json, os, sys, tempfile, warnings
 
 warnings.filterwarnings("ignore")
 import numpy as np
@@ -59,11 +59,15 @@ def main():
     def emb(x, sr):
         return unit(ge2e.embed_utterance(preprocess_wav(x, source_sr=sr)))
 
-    def emb2(x, sr, tmp="/tmp/_sq.wav"):
+    scratch = tempfile.mkdtemp(prefix="stream-quality-")  # per run: two runs side by side must not share it
+
+    def emb2(x, sr):
+        tmp = os.path.join(scratch, "campp.wav")
         sf.write(tmp, x, sr)
         return unit(campp(tmp))
 
-    def wer(x, sr, text, tmp="/tmp/_sq_asr.wav"):
+    def wer(x, sr, text):
+        tmp = os.path.join(scratch, "asr.wav")
         sf.write(tmp, x, sr)
         ref = vc_score.words(text)
         return vc_score.edits(ref, vc_score.words(asr(tmp))), len(ref)

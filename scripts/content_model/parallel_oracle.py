@@ -289,7 +289,7 @@ def main() -> None:
             an[v, i] = fast.analyze(torch.from_numpy(load(j.wav(v, i))), SR, p, res)
         return an[v, i]
     stats = {t: fast.target_stats([analysis(t, i) for i in vs.span("1-8")]) for t in {t for _, t in pairs}}
-    out = os.path.join(tempfile.gettempdir(), "vcgraph-parallel-oracle.wav")
+    out = os.path.join(tempfile.mkdtemp(prefix="parallel-oracle-"), "rendered.wav")  # per run
     src_err = {}
     for variant in a.variants.split(","):
         rows = []
