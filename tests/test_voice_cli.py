@@ -84,3 +84,29 @@ def test_a_profile_that_is_not_a_profile_is_rejected(tmp_path):
     proc = vcgraph("convert", voice_data.EXAMPLES / "source.wav", "--target", fake, "-o", tmp_path / "o.wav",
                    check=False)
     assert proc.returncode == 2 and "not a vcgraph profile" in proc.stderr
+
+
+@pytest.mark.parametrize("value, message", [("0", "expected at least 1 thread, got 0"),
+                                            ("two", "expected a whole number of threads, got 'two'")])
+def test_threads_must_be_a_whole_number_of_at_least_one(value, message):
+    proc = vcgraph("convert", voice_data.EXAMPLES / "source.wav", "--target", "x.vcp", "-o", "o.wav",
+                   "--threads", value, check=False)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["convert", "enroll"])
+def test_threads_sets_torch_threads_before_the_work(profile_path, tmp_path, monkeypatch, command):
+    """``--threads N`` reaches torch (recorded, so this test process's own threads stay as they are)."""
+    import torch
+    from vcgraph.cli import main
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    if command == "convert":
+        out = tmp_path / "out.wav"
+        args = ["convert", str(voice_data.EXAMPLES / "source.wav"), "--target", str(profile_path), "-o", str(out),
+                "--config", "fast"]
+    else:
+        out = tmp_path / "voice.vcp"
+        args = ["enroll", *map(str, voice_data.target_paths()[:1]), "-o", str(out), "--presets", "fast"]
+    assert main([*args, "--threads", "1", "--no-progress"]) == 0
+    assert calls == [1] and out.exists()

@@ -42,6 +42,28 @@ the target's own frames; the nearest the target by both speaker encoders, RTF ~0
 """
 
 
+def _thread_count(text: str) -> int:
+    """``--threads``: a whole number of at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 thread, got {n}")
+    return n
+
+
+THREADS_HELP = ("torch threads for the work (default: torch's own, one per core). On a machine that "
+                "other work keeps busy 1 is often faster; the output can differ in its last bits "
+                "with the thread count (sums added in another order)")
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("enroll", help="build a target voice profile (.vcp) from reference recordings",
                        description="Analyse reference recordings of one speaker into a voice profile.",
@@ -54,6 +76,7 @@ def add_commands(sub) -> None:
                    help="presets whose conversion data to include (default: content,quality,fast)")
     p.add_argument("--set", "-s", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                    help="graph override applied to the presets' analysis (repeatable)")
+    p.add_argument("--threads", type=_thread_count, metavar="N", help=THREADS_HELP)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_enroll)
 
@@ -74,6 +97,7 @@ def add_commands(sub) -> None:
     p.add_argument("--output-rate", type=int, metavar="HZ", help="output sample rate (default: the source's)")
     p.add_argument("--report", action="store_true", help="print which implementation ran per node")
     p.add_argument("--json", action="store_true", help="print the run report as JSON")
+    p.add_argument("--threads", type=_thread_count, metavar="N", help=THREADS_HELP)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_convert)
 
@@ -93,6 +117,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     from vcgraph.audio import check_output_path
     from .enroll import enroll_files
     check_output_path(args.output)  # before the analysis, not after
+    _set_threads(args)
     if args.embedding_only or args.output.lower().endswith(".npy"):
         return _enroll_embedding(args)
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
@@ -147,6 +172,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     audio = read_audio(args.source)
     check_audio_output(args.output, args.output_rate or audio.sample_rate)  # before any work
     target = load_target(args.target)
+    _set_threads(args)
     if isinstance(target, Audio):  # reference audio: enrol it now, for this graph's method only
         from .enroll import enroll_audio
         print(f"vcgraph: note: enrolling {args.target} on the fly; `vcgraph enroll {args.target} -o VOICE.vcp` "
