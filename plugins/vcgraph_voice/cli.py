@@ -165,6 +165,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from vcgraph.pipeline import Pipeline
     from .presets import preset_path
     from .profile import load_target
+    _set_threads(args)
     overrides = list(args.overrides)
     if args.output_rate:
         overrides.append(f"nodes.postprocessing.config.sample_rate={args.output_rate}")
@@ -172,7 +173,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
     audio = read_audio(args.source)
     check_audio_output(args.output, args.output_rate or audio.sample_rate)  # before any work
     target = load_target(args.target)
-    _set_threads(args)
     if isinstance(target, Audio):  # reference audio: enrol it now, for this graph's method only
         from .enroll import enroll_audio
         print(f"vcgraph: note: enrolling {args.target} on the fly; `vcgraph enroll {args.target} -o VOICE.vcp` "
