@@ -42,7 +42,8 @@ def main() -> None:
     from dev_judges import dev_judges, judge, means
     from vcgraph_voice.dsp import fast
     j = dev_judges(a.data)
-    out = os.path.join(tempfile.mkdtemp(prefix="fast-window-"), "converted.wav")  # per run
+    scratch = tempfile.TemporaryDirectory(prefix="fast-window-")  # per run, removed at its end
+    out = os.path.join(scratch.name, "converted.wav")
     pairs = [p.split(":") for p in a.pairs.split(",")]
     for name in a.variants:
         p = fast.FastParams(**(VARIANTS[name] or {}))

@@ -52,7 +52,8 @@ def main() -> None:
     profiles = {t: enroll_files([j.wav(t, i) for i in vs.span("1-8")], presets=["content", "fast"])
                 for t in {t for _, t in pairs}}
     read = lambda v, i: sf.read(j.wav(v, i), dtype="float32")[0]
-    out = os.path.join(tempfile.mkdtemp(prefix="stream-long-"), "converted.wav")  # per run
+    scratch = tempfile.TemporaryDirectory(prefix="stream-long-")  # per run, removed at its end
+    out = os.path.join(scratch.name, "converted.wav")
     src_err = {}
     for spec in a.variant or ["base="]:
         name, _, ov = spec.partition("=")

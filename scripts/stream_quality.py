@@ -59,7 +59,9 @@ def main():
     def emb(x, sr):
         return unit(ge2e.embed_utterance(preprocess_wav(x, source_sr=sr)))
 
-    scratch = tempfile.mkdtemp(prefix="stream-quality-")  # per run: two runs side by side must not share it
+    # per run (two runs side by side must not share it), removed when the run ends
+    scratch_dir = tempfile.TemporaryDirectory(prefix="stream-quality-")
+    scratch = scratch_dir.name
 
     def emb2(x, sr):
         tmp = os.path.join(scratch, "campp.wav")

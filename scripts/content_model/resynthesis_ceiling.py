@@ -74,7 +74,8 @@ def main():
     a = ap.parse_args()
     j = dev_judges(a.data)
     p, res = fast.FastParams(), fast.FastResources()
-    tmp = tempfile.mkdtemp(prefix="resynthesis-")
+    tmp_dir = tempfile.TemporaryDirectory(prefix="resynthesis-")  # removed when the run ends
+    tmp = tmp_dir.name
     agg: dict[str, dict] = {}
     for v in j.voices:
         for i in vs.span(a.utts):

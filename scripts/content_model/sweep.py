@@ -52,7 +52,8 @@ def main():
     cent, cent2 = j.cent, j.cent2
     presets = [a.config] if a.config in PRESETS else None
     profiles = {}
-    tmp = tempfile.mkdtemp(prefix="sweep-")
+    tmp_dir = tempfile.TemporaryDirectory(prefix="sweep-")  # removed when the run ends (~40 MB)
+    tmp = tmp_dir.name
     src_cache = {}
     variants = [v.split("=", 1) for v in a.variant] or [["base", ""]]
     for name, ov in variants:

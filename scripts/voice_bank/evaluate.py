@@ -83,7 +83,8 @@ def main():
     for s in a.set:
         v, _, o = s.partition(":")
         extra.setdefault(v, []).append(o)
-    tmp = tempfile.mkdtemp(prefix="vb-eval-")
+    tmp_dir = tempfile.TemporaryDirectory(prefix="vb-eval-")  # removed when the run ends
+    tmp = tmp_dir.name
     src_cache = {}
     rows = []
     for name in a.variants.split(","):
