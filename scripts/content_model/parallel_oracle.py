@@ -182,6 +182,17 @@ def _parallel_linear_query(readings: list[tuple[dict, dict]], fb, norm, context:
 
 
 RANKS = (256, 384, 512)
+DIAGONAL = (2, 4, 8)  # --more: +-frames of diagonal context on the preset's final match
+
+
+def diagonal_context(sim: torch.Tensor, width: int) -> torch.Tensor:
+    """``sim`` (queries x keys, both in time order) summed along its diagonals over +-``width``:
+    a key scores by how its neighbours match the query's neighbours too."""
+    out = sim.clone()
+    for d in range(1, width + 1):
+        out[d:, d:] += sim[:-d, :-d]
+        out[:-d, :-d] += sim[d:, d:]
+    return out
 
 
 def agreement(a, j, pairs) -> None:
@@ -247,8 +258,12 @@ def agreement(a, j, pairs) -> None:
                 queries["linear_parallel"] = (content.joint_keys(qc, ql, 0.6), pt.match_keys)
             top_o = (O @ spec_keys.T).topk(4, dim=1).indices
             sp = fs["speech"]
-            for name, (q, keys) in queries.items():
-                idx = (q @ keys.T).topk(4, dim=1).indices
+            sims = {name: q @ keys.T for name, (q, keys) in queries.items()}
+            if a.more:
+                for w in DIAGONAL:
+                    sims[f"preset_diagonal{w}"] = diagonal_context(sims["preset"], w)
+            for name, sim in sims.items():
+                idx = sim.topk(4, dim=1).indices
                 got = torch.nn.functional.normalize(spec_keys[idx].mean(1), dim=1)
                 cos = (got * O).sum(1)[sp]
                 hit = (idx[:, :, None] == top_o[:, None, :]).any(2).any(1)[sp].float()
@@ -267,7 +282,8 @@ def main() -> None:
     ap.add_argument("--test-utts", default="9-12")
     ap.add_argument("--agreement", action="store_true", help="score queries against the oracle's (no judges)")
     ap.add_argument("--more", action="store_true", help="with --agreement: more queries (context, whitening, "
-                    "posteriors, a per-phone shifted spectrum, a linear map fitted on parallel readings)")
+                    "posteriors, a per-phone shifted spectrum, a linear map fitted on parallel readings, "
+                    "diagonal context on the preset's match)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     import vc_score as vs
@@ -289,7 +305,8 @@ def main() -> None:
             an[v, i] = fast.analyze(torch.from_numpy(load(j.wav(v, i))), SR, p, res)
         return an[v, i]
     stats = {t: fast.target_stats([analysis(t, i) for i in vs.span("1-8")]) for t in {t for _, t in pairs}}
-    out = os.path.join(tempfile.mkdtemp(prefix="parallel-oracle-"), "rendered.wav")  # per run
+    scratch = tempfile.TemporaryDirectory(prefix="parallel-oracle-")  # per run, removed at its end
+    out = os.path.join(scratch.name, "rendered.wav")
     src_err = {}
     for variant in a.variants.split(","):
         rows = []
