@@ -258,6 +258,52 @@ def test_refined_queries_undo_a_spectral_difference_the_mapping_left(profile):
     assert err[4] < 0.8 * err[0], err
 
 
+def test_content_shape_predicts_the_targets_spectra_and_finds_frames_a_distorted_spectrum_misses(profile):
+    """The map from a target's content keys to its own spectra, fitted on the first half of its
+    frames, predicts the second half's spectral shapes from their content far better than from
+    content of the wrong frames; and mixed into a spectral query that a voice difference has
+    distorted beyond what the statistics mapping removes (formants 25 % higher, a tilt), the
+    frames found are nearer the true ones than with that query alone."""
+    from vcgraph_voice.dsp import content as kernels
+    from vcgraph_voice.dsp import fast
+    part = {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in profile.methods["content"].items()
+            if k in ("content", "log_env")}
+    n = part["log_env"].shape[0] // 2
+    half = {"content": part["content"][:n].numpy(), "log_env": part["log_env"][:n].numpy(),
+            "ap": part["log_env"][:n].numpy(), "sr": np.array([22050])}
+    p = kernels.ContentParams(spectral_match=0.6, content_shape=0.7)
+    fb, _ = fast.FastResources().mel(22050, 1024, 40, 7600.0, torch.device("cpu"))
+    pt = kernels.prepare_target(half, p, fast.FastParams(), 22050, "cpu")
+    assert pt.shape_map is not None
+    true_env = part["log_env"][n:2 * n]
+    speech = fast._speech_mask(true_env)
+    truth = kernels.spectral_queries(true_env, fb, pt.spectral_norm)
+    q = kernels._matching_features(part["content"][n:2 * n], p)
+    wrong = q[torch.randperm(n, generator=torch.Generator().manual_seed(0))]
+    fit = lambda c: float((kernels.content_shape_queries(c, pt.shape_map) * truth).sum(1)[speech].mean())
+    assert fit(q) > 0.6 and fit(q) > fit(wrong) + 0.5, (fit(q), fit(wrong))
+    seen = fast.warp_envelope(true_env, 1.25) + torch.linspace(0.0, -1.5, true_env.shape[1])[None]
+    qs = kernels.spectral_queries(seen, fb, pt.spectral_norm)
+    shape = lambda e: (lambda m: m - m.mean(1, keepdim=True))(fast.log_mel(e, fb))
+    err = {}
+    for w in (0.0, 0.7):
+        qw = torch.nn.functional.normalize(w * kernels.content_shape_queries(q, pt.shape_map) + (1 - w) * qs, dim=-1)
+        (env,) = kernels.knn_average(kernels.joint_keys(q, qw, 0.6), pt.match_keys, [pt.log_env], 4, 2048)
+        err[w] = float(((shape(env) - shape(true_env))[speech] ** 2).mean())
+    assert err[0.7] < 0.8 * err[0.0], err
+
+
+def test_content_shape_without_a_spectral_match_is_refused_at_the_yaml_key():
+    """``content_shape`` is a part of the spectral query; with ``spectral_match: 0`` it would do
+    nothing, silently."""
+    from vcgraph.errors import ConfigError
+    from vcgraph_voice import PipelineConfig, VoiceConversionPipeline
+    with pytest.raises(ConfigError, match=r"nodes\.voice_synthesis\.config.*spectral_match is 0"):
+        VoiceConversionPipeline(PipelineConfig(preset="content", overrides=[
+            "nodes.voice_synthesis.config.spectral_match=0", "nodes.voice_synthesis.config.refine=0",
+            "nodes.voice_synthesis.config.content_shape=0.5"]))
+
+
 def test_refine_without_a_spectral_match_is_refused_at_the_yaml_key():
     """``refine`` refines the spectral match; with ``spectral_match: 0`` it would do nothing,
     silently, so the graph is refused before anything runs."""

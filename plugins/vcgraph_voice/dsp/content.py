@@ -60,6 +60,9 @@ class ContentParams:
     blend_high: float | None = None # weight of the matched envelope above the split (None: blend)
     blend_split_hz: float = 3000.0  # centre of the 1 kHz-wide ramp from blend to blend_high
     postfilter: float = 0.0         # > 0: cepstral formant emphasis of the output envelope (see postfilter)
+    content_shape: float = 0.0      # weight, in the spectral query, of the target's shape predicted from
+                                    # the source's content (see content_shape_queries)
+    content_shape_ridge: float = 3.0   # ridge penalty of that prediction's fit
     chunk: int = 2048               # source frames per distance block (bounds memory)
     device: str = "cpu"
 
@@ -350,6 +353,8 @@ class PreparedTarget:
                                           # has no frame_lf0, or matched_pitch is 0)
     basis: torch.Tensor | None = None     # [D, match_rank] the keys' top principal directions, which
                                           # match_keys are expressed in (None: the keys as they are)
+    shape_map: torch.Tensor | None = None # [D + 1, n_mels] the target's content keys -> its own spectral
+                                          # keys (None: content_shape is 0)
 
     def project(self, queries: torch.Tensor) -> torch.Tensor:
         """Queries in the space ``match_keys`` are expressed in."""
@@ -360,7 +365,8 @@ class PreparedTarget:
         """The settings a prepared target depends on (equal settings: the same preparation)."""
         return (str(torch.device(device)), params.match_on, params.context, params.spectral_match, int(sr),
                 fast_params.fft_size(int(sr)), fast_params.n_mels, fast_params.mel_fmax, params.phone_states,
-                params.phone_state_context, params.matched_pitch > 0, params.match_rank)
+                params.phone_state_context, params.matched_pitch > 0, params.match_rank,
+                params.content_shape > 0, params.content_shape_ridge)
 
 
 def _spectral_fb(sr: int, fast_params: "fast.FastParams", dev, resources) -> torch.Tensor:
@@ -394,7 +400,30 @@ def prepare_target(target: dict, params: ContentParams, fast_params: "fast.FastP
     basis = principal_directions(match_keys, params.match_rank)
     if basis is not None:
         match_keys = match_keys @ basis
-    return PreparedTarget(t["log_env"], t["ap"], keys, match_keys, norm, ks, pitch, basis)
+    shape_map = (fit_shape_map(keys, ks, params.content_shape_ridge)
+                 if params.content_shape > 0 and ks is not None else None)
+    return PreparedTarget(t["log_env"], t["ap"], keys, match_keys, norm, ks, pitch, basis, shape_map)
+
+
+def _with_bias(x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([x, torch.ones_like(x[:, :1])], 1)
+
+
+def fit_shape_map(keys: torch.Tensor, spectral: torch.Tensor, ridge: float) -> torch.Tensor:
+    """[D + 1, n_mels]: a ridge map from a target's content keys to its own unit spectral keys,
+    fitted on all its frames (:func:`content_shape_queries`)."""
+    X = _with_bias(keys).double()
+    gram = X.T @ X + ridge * torch.eye(X.shape[1], dtype=X.dtype, device=X.device)
+    return torch.linalg.solve(gram, X.T @ spectral.double()).float()
+
+
+def content_shape_queries(content_q: torch.Tensor, shape_map: torch.Tensor) -> torch.Tensor:
+    """Spectral queries from the source's content alone: the shape the target's own frames of
+    this content have, as the target's map from its content keys to its spectra predicts it.
+    The content features are nearly speaker-independent, so the map learned on the target's
+    frames carries over to the source's; as a query its regression toward the mean matters
+    less than in a rendering, since only the nearest frames have to be the right ones."""
+    return F.normalize(_with_bias(content_q) @ shape_map, dim=-1)
 
 
 def principal_directions(keys: torch.Tensor, rank: int) -> torch.Tensor | None:
@@ -454,6 +483,9 @@ def synthesize(features: dict, target: dict, params: ContentParams, fast_params:
         qs = spectral_queries(mapped, fb, pt.spectral_norm)
         if params.refine:
             qs = refined_queries(env_s, features["speech"], q, qs, pt, fb, params)
+        if pt.shape_map is not None:
+            w = params.content_shape
+            qs = F.normalize(w * content_shape_queries(q, pt.shape_map) + (1 - w) * qs, dim=-1)
         qm = joint_keys(q, qs, params.spectral_match)
     values = [pt.log_env, pt.ap]
     follow_pitch = params.matched_pitch > 0 and pt.pitch is not None

@@ -280,9 +280,22 @@ class ContentSynthesis(SynthesisStage):
         match_rank: int = Field(0, ge=0, le=4096, description="match in the target keys' top principal "
                                 "directions, this many (of the preset's 862): 256 keeps the frames found "
                                 "nearly as they are in a third of the matching time; 0: every dimension")
+        content_shape: float = Field(0.0, ge=0.0, le=1.0, description="weight, in the spectral query, of "
+                                     "the target's spectral shape predicted from the source's content (a ridge "
+                                     "map from the profile's content keys to its own spectra, fitted once per "
+                                     "profile); the rest: the source's spectra mapped to the target (needs "
+                                     "spectral_match > 0)")
+        content_shape_ridge: float = Field(3.0, gt=0.0, description="ridge penalty of that map's fit")
         prepared_targets: int = Field(4, ge=0, le=64, description="profiles whose float32 frames and matching "
                                       "keys are kept between conversions (about 12 MB per 10 s of reference "
                                       "audio each; 0: prepared again on every call)")
+
+        @model_validator(mode="after")
+        def _content_shape_needs_a_spectral_match(self):
+            if self.content_shape and self.spectral_match == 0:
+                raise ValueError("content_shape is a part of the spectral match, and spectral_match is 0: "
+                                 "set spectral_match above 0, or content_shape to 0")
+            return self
 
     def build(self, kind: str, device: str) -> None:
         super().build(kind, device)
@@ -297,7 +310,8 @@ class ContentSynthesis(SynthesisStage):
                              phone_states=c.phone_states, phone_state_context=c.phone_state_context,
                              matched_pitch=c.matched_pitch, matched_pitch_smooth=c.matched_pitch_smooth,
                              blend_high=c.blend_high, match_rank=c.match_rank, blend_split_hz=c.blend_split_hz,
-                             postfilter=c.postfilter, device=device)
+                             postfilter=c.postfilter, content_shape=c.content_shape,
+                             content_shape_ridge=c.content_shape_ridge, device=device)
 
     @implementation("simplified")
     def run_simplified(self, ctx, features, speaker, pitch_shift=None):
