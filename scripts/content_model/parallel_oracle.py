@@ -29,7 +29,8 @@ frame's log-mel shape (cosine, in the target's standardised shape space), and ho
 query's 4 share a frame with the oracle query's 4. Queries: the content preset's own
 (``preset``: content vector, half the encoder's bottleneck and half pocketsphinx's phone-state
 posteriors, + statistics-mapped spectrum, ``spectral_match`` 0.6, the spectral part refined
-twice; ``no_phone_states``: the same with the bottleneck alone; ``unrefined``: that before
+twice and then half of it the target's shape predicted from the content, ``content_shape``;
+``preset_content_shape0``: the preset's before that, until 2026-12-07; ``no_phone_states``: the same with the bottleneck alone; ``unrefined``: that before
 refinement; ``content+phone_states``: the preset's content vector alone), the content
 vector alone (``content``), the mapped spectrum alone (``spectrum``), and the oracle's shape
 itself (``oracle``: the upper bound). A better query for the preset should raise these first.
@@ -182,7 +183,7 @@ def _parallel_linear_query(readings: list[tuple[dict, dict]], fb, norm, context:
 
 
 RANKS = (256, 384, 512)
-DIAGONAL = (2, 4, 8)  # --more: +-frames of diagonal context on the preset's final match
+DIAGONAL = (2, 4, 8)  # --more: +-frames of diagonal context on the final match of the preset before content_shape
 
 
 def diagonal_context(sim: torch.Tensor, width: int) -> torch.Tensor:
@@ -212,14 +213,15 @@ def agreement(a, j, pairs) -> None:
     fb, _ = res.mel(SR, p.fft_size(SR), p.n_mels, p.mel_fmax, torch.device("cpu"))
     cp = content.ContentParams(spectral_match=0.6)
     refine = content.ContentParams(spectral_match=0.6, refine=2)  # the preset's before phone states
-    preset = content.ContentParams(spectral_match=0.6, refine=2, phone_states=0.5)  # the preset's
+    before = content.ContentParams(spectral_match=0.6, refine=2, phone_states=0.5)  # the preset's until 2026-12-07
+    preset = dataclasses.replace(before, content_shape=0.5, content_shape_ridge=3.0)  # the preset's
     sums, linear_bound = {}, {}
     for s, t in pairs:
         target = content.target_frames([analysis(t, i) for i in vs.span("1-8")])
         pt = content.prepare_target(target, cp, p, SR, "cpu", res)
         pt_p = content.prepare_target(target, preset, p, SR, "cpu", res)
         ranked = {r: (pr, content.prepare_target(target, pr, p, SR, "cpu", res))
-                  for r in RANKS for pr in [dataclasses.replace(preset, match_rank=r)]}
+                  for r in RANKS for pr in [dataclasses.replace(before, match_rank=r)]}
         spec_keys, norm = pt.spectral, pt.spectral_norm
         if a.more:
             linear_bound[s, t] = _parallel_linear_query(
@@ -234,7 +236,9 @@ def agreement(a, j, pairs) -> None:
             qr = content.refined_queries(fs["log_env"], fs["speech"], qc, qs, pt, fb, refine)
             qp = content._matching_features(fs["content"], preset, fs["phone_states"])
             qpr = content.refined_queries(fs["log_env"], fs["speech"], qp, qs, pt_p, fb, preset)
-            queries = {"preset": (content.joint_keys(qp, qpr, 0.6), pt_p.match_keys),
+            qcs = torch.nn.functional.normalize(0.5 * content.content_shape_queries(qp, pt_p.shape_map) + 0.5 * qpr, dim=1)
+            queries = {"preset": (content.joint_keys(qp, qcs, 0.6), pt_p.match_keys),
+                       "preset_content_shape0": (content.joint_keys(qp, qpr, 0.6), pt_p.match_keys),
                        "no_phone_states": (content.joint_keys(qc, qr, 0.6), pt.match_keys),
                        "unrefined": (content.joint_keys(qc, qs, 0.6), pt.match_keys), "content": (qc, pt.keys),
                        "content+phone_states": (qp, pt_p.keys),
@@ -261,7 +265,7 @@ def agreement(a, j, pairs) -> None:
             sims = {name: q @ keys.T for name, (q, keys) in queries.items()}
             if a.more:
                 for w in DIAGONAL:
-                    sims[f"preset_diagonal{w}"] = diagonal_context(sims["preset"], w)
+                    sims[f"diagonal{w}"] = diagonal_context(sims["preset_content_shape0"], w)
             for name, sim in sims.items():
                 idx = sim.topk(4, dim=1).indices
                 got = torch.nn.functional.normalize(spec_keys[idx].mean(1), dim=1)
