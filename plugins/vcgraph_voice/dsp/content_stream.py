@@ -35,7 +35,7 @@ import torchaudio
 from .. import content_model as cm
 from ..errors import VoiceInputError
 from .content import (ContentParams, _matching_features, _mel_shape, check_target_phone_states, content_frame_index,
-                      joint_keys, knn_average, no_source_phone_states, rebin_hz, spectral_keys, spectral_queries,
+                      content_shape_queries, fit_shape_map, joint_keys, knn_average, no_source_phone_states, rebin_hz, spectral_keys, spectral_queries,
                       with_phone_states)
 from .running import PeakTracker, RunningMoments
 
@@ -353,6 +353,7 @@ class StreamMatcher:
                                    self.tau_frames, self.device)
         self.refine_after = int(round(refine_after_s * 200.0))  # speech frames (5 ms)
         self.refiner = None
+        self.shape_map = None
         self.target = None  # the profile part the keys were built from (held: its id is not reused)
 
     def set_target(self, ts: dict) -> None:
@@ -373,6 +374,8 @@ class StreamMatcher:
             bands = FastParams()  # the offline content synthesis's band layout
             self.fb, _ = mel_matrix(self.sr, self.n_fft, bands.n_mels, bands.mel_fmax, self.device)
             self.spectral, self.spectral_norm = spectral_keys(self.env, self.fb)
+            self.shape_map = (fit_shape_map(self.keys, self.spectral, self.p.content_shape_ridge)
+                              if self.p.content_shape > 0 else None)
             self.keys = joint_keys(self.keys, self.spectral, self.p.spectral_match)
             if self.p.refine:  # a map fitted toward another target's frames is no use to this one
                 self.refiner = StreamRefiner(self.p.refine, self.p.refine_context, self.p.refine_ridge, self.tau_frames,
@@ -406,6 +409,9 @@ class StreamMatcher:
                     raise ValueError("refine needs the source's own envelope and speech mask")
                 qs = self.refiner.refine(source_env, speech, q, qs, self.fb, self.keys, self.spectral,
                                          min(p.k, self.keys.shape[0]), p.spectral_match)
+            if self.shape_map is not None:  # as offline (content.synthesize)
+                qs = F.normalize(p.content_shape * content_shape_queries(q, self.shape_map)
+                                 + (1 - p.content_shape) * qs, dim=-1)
             q = joint_keys(q, qs, p.spectral_match)
         k = min(p.k, self.keys.shape[0])
         idx = (q @ self.keys.T).topk(k, dim=1).indices

@@ -200,8 +200,9 @@ class ContentFeatures(FeatureStage):
 
 
 class RefineSettings(StageConfig):
-    """The refined spectral match's settings, shared by the offline and streaming content
-    synthesis stages (each declares ``spectral_match``, which refining needs)."""
+    """The spectral query's settings (its refinement, and the target's shape predicted from the
+    content beside it), shared by the offline and streaming content synthesis stages (each
+    declares ``spectral_match``, which both need)."""
 
     refine: int = Field(0, ge=0, le=8, description="rounds of refining the spectral match by a linear map of "
                         "the source's spectra fitted to the frames its queries find (INCA-style; streamed: "
@@ -209,12 +210,21 @@ class RefineSettings(StageConfig):
     refine_context: int = Field(2, ge=0, le=8, description="frames (5 ms) of the source's spectra that map sees "
                                 "on each side (streamed: before each frame)")
     refine_ridge: float = Field(100.0, gt=0.0, description="ridge penalty of that map's fit")
+    content_shape: float = Field(0.0, ge=0.0, le=1.0, description="weight, in the spectral query, of "
+                                 "the target's spectral shape predicted from the source's content (a ridge "
+                                 "map from the profile's content keys to its own spectra, fitted once per "
+                                 "profile); the rest: the source's spectra mapped to the target (needs "
+                                 "spectral_match > 0)")
+    content_shape_ridge: float = Field(3.0, gt=0.0, description="ridge penalty of that map's fit")
 
     @model_validator(mode="after")
-    def _refine_needs_a_spectral_match(self):
+    def _spectral_settings_need_a_spectral_match(self):
         if self.refine and self.spectral_match == 0:
             raise ValueError("refine refines the spectral match, and spectral_match is 0: set "
                              "spectral_match above 0, or refine to 0")
+        if self.content_shape and self.spectral_match == 0:
+            raise ValueError("content_shape is a part of the spectral match, and spectral_match is 0: "
+                             "set spectral_match above 0, or content_shape to 0")
         return self
 
 
@@ -280,22 +290,9 @@ class ContentSynthesis(SynthesisStage):
         match_rank: int = Field(0, ge=0, le=4096, description="match in the target keys' top principal "
                                 "directions, this many (of the preset's 862): 256 keeps the frames found "
                                 "nearly as they are in a third of the matching time; 0: every dimension")
-        content_shape: float = Field(0.0, ge=0.0, le=1.0, description="weight, in the spectral query, of "
-                                     "the target's spectral shape predicted from the source's content (a ridge "
-                                     "map from the profile's content keys to its own spectra, fitted once per "
-                                     "profile); the rest: the source's spectra mapped to the target (needs "
-                                     "spectral_match > 0)")
-        content_shape_ridge: float = Field(3.0, gt=0.0, description="ridge penalty of that map's fit")
         prepared_targets: int = Field(4, ge=0, le=64, description="profiles whose float32 frames and matching "
                                       "keys are kept between conversions (about 12 MB per 10 s of reference "
                                       "audio each; 0: prepared again on every call)")
-
-        @model_validator(mode="after")
-        def _content_shape_needs_a_spectral_match(self):
-            if self.content_shape and self.spectral_match == 0:
-                raise ValueError("content_shape is a part of the spectral match, and spectral_match is 0: "
-                                 "set spectral_match above 0, or content_shape to 0")
-            return self
 
     def build(self, kind: str, device: str) -> None:
         super().build(kind, device)

@@ -134,7 +134,8 @@ class ContentStreamSynthesis(FastStreamSynthesis):
             p = ContentParams(k=c.k, match_on=c.match_on, context=fr["content"].shape[1] // 2, blend=c.blend,
                               keep_energy=c.keep_energy, smooth=0, target_ap=c.target_aperiodicity,
                               spectral_match=c.spectral_match, refine=c.refine, refine_context=c.refine_context,
-                              refine_ridge=c.refine_ridge, phone_states=c.phone_states, blend_high=c.blend_high,
+                              refine_ridge=c.refine_ridge, content_shape=c.content_shape,
+                              content_shape_ridge=c.content_shape_ridge, phone_states=c.phone_states, blend_high=c.blend_high,
                               blend_split_hz=c.blend_split_hz, postfilter=c.postfilter,
                               phone_state_context=fr["phone_states"].shape[1] // 2 if "phone_states" in fr else 0)
             n_fft = _dsp().frame_grid(frames.sample_rate, frames.settings).n_fft
