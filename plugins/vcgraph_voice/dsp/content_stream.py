@@ -35,8 +35,8 @@ import torchaudio
 from .. import content_model as cm
 from ..errors import VoiceInputError
 from .content import (ContentParams, _matching_features, _mel_shape, check_target_phone_states, content_frame_index,
-                      content_shape_queries, fit_shape_map, joint_keys, knn_average, no_source_phone_states, rebin_hz, spectral_keys, spectral_queries,
-                      with_phone_states)
+                      content_shape_queries, fit_shape_map, joint_keys, knn_average, no_source_phone_states,
+                      rebin_hz, spectral_keys, spectral_queries, with_phone_states)
 from .running import PeakTracker, RunningMoments
 
 __all__ = ["RECEPTIVE_LEFT", "StreamContent", "StreamMatcher", "StreamPhoneStates", "StreamRefiner", "content_lookahead",
