@@ -426,6 +426,13 @@ def content_shape_queries(content_q: torch.Tensor, shape_map: torch.Tensor) -> t
     return F.normalize(_with_bias(content_q) @ shape_map, dim=-1)
 
 
+def with_content_shape(spectral_q: torch.Tensor, content_q: torch.Tensor, shape_map: torch.Tensor,
+                       weight: float) -> torch.Tensor:
+    """Spectral queries ``weight`` of them :func:`content_shape_queries`, the rest ``spectral_q``
+    (unit rows, summed and normalised); offline and streamed alike."""
+    return F.normalize(weight * content_shape_queries(content_q, shape_map) + (1 - weight) * spectral_q, dim=-1)
+
+
 def principal_directions(keys: torch.Tensor, rank: int) -> torch.Tensor | None:
     """[D, rank]: the ``rank`` directions that hold most of ``keys``' energy (the eigenvectors of
     their Gram matrix), or None when ``rank`` is 0 or not below D. Keys and queries projected
@@ -484,8 +491,7 @@ def synthesize(features: dict, target: dict, params: ContentParams, fast_params:
         if params.refine:
             qs = refined_queries(env_s, features["speech"], q, qs, pt, fb, params)
         if pt.shape_map is not None:
-            w = params.content_shape
-            qs = F.normalize(w * content_shape_queries(q, pt.shape_map) + (1 - w) * qs, dim=-1)
+            qs = with_content_shape(qs, q, pt.shape_map, params.content_shape)
         qm = joint_keys(q, qs, params.spectral_match)
     values = [pt.log_env, pt.ap]
     follow_pitch = params.matched_pitch > 0 and pt.pitch is not None

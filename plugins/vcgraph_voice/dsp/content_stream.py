@@ -35,8 +35,9 @@ import torchaudio
 from .. import content_model as cm
 from ..errors import VoiceInputError
 from .content import (ContentParams, _matching_features, _mel_shape, check_target_phone_states, content_frame_index,
-                      content_shape_queries, fit_shape_map, joint_keys, knn_average, no_source_phone_states,
-                      rebin_hz, spectral_keys, spectral_queries, with_phone_states)
+                      fit_shape_map, joint_keys, knn_average, no_source_phone_states,
+                      rebin_hz, spectral_keys, spectral_queries, with_content_shape,
+                      with_phone_states)
 from .running import PeakTracker, RunningMoments
 
 __all__ = ["RECEPTIVE_LEFT", "StreamContent", "StreamMatcher", "StreamPhoneStates", "StreamRefiner", "content_lookahead",
@@ -410,8 +411,7 @@ class StreamMatcher:
                 qs = self.refiner.refine(source_env, speech, q, qs, self.fb, self.keys, self.spectral,
                                          min(p.k, self.keys.shape[0]), p.spectral_match)
             if self.shape_map is not None:  # as offline (content.synthesize)
-                qs = F.normalize(p.content_shape * content_shape_queries(q, self.shape_map)
-                                 + (1 - p.content_shape) * qs, dim=-1)
+                qs = with_content_shape(qs, q, self.shape_map, p.content_shape)
             q = joint_keys(q, qs, p.spectral_match)
         k = min(p.k, self.keys.shape[0])
         idx = (q @ self.keys.T).topk(k, dim=1).indices
