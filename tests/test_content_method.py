@@ -287,7 +287,7 @@ def test_content_shape_predicts_the_targets_spectra_and_finds_frames_a_distorted
     shape = lambda e: (lambda m: m - m.mean(1, keepdim=True))(fast.log_mel(e, fb))
     err = {}
     for w in (0.0, 0.7):
-        qw = torch.nn.functional.normalize(w * kernels.content_shape_queries(q, pt.shape_map) + (1 - w) * qs, dim=-1)
+        qw = kernels.with_content_shape(qs, q, pt.shape_map, w)
         (env,) = kernels.knn_average(kernels.joint_keys(q, qw, 0.6), pt.match_keys, [pt.log_env], 4, 2048)
         err[w] = float(((shape(env) - shape(true_env))[speech] ** 2).mean())
     assert err[0.7] < 0.8 * err[0.0], err

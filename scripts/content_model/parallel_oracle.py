@@ -30,9 +30,9 @@ query's 4 share a frame with the oracle query's 4. Queries: the content preset's
 (``preset``: content vector, half the encoder's bottleneck and half pocketsphinx's phone-state
 posteriors, + statistics-mapped spectrum, ``spectral_match`` 0.6, the spectral part refined
 twice and then half of it the target's shape predicted from the content, ``content_shape``;
-``preset_content_shape0``: the preset's before that, until 2026-12-07; ``no_phone_states``: the same with the bottleneck alone; ``unrefined``: that before
-refinement; ``content+phone_states``: the preset's content vector alone), the content
-vector alone (``content``), the mapped spectrum alone (``spectrum``), and the oracle's shape
+``preset_content_shape0``: the preset's before that, until 2026-12-07; ``no_phone_states``:
+that with the bottleneck alone; ``unrefined``: that before refinement; ``content+phone_states``:
+the preset's content vector alone), the content vector alone (``content``), the mapped spectrum alone (``spectrum``), and the oracle's shape
 itself (``oracle``: the upper bound). A better query for the preset should raise these first.
 
     python scripts/content_model/parallel_oracle.py --agreement    # ~1 min
@@ -236,7 +236,7 @@ def agreement(a, j, pairs) -> None:
             qr = content.refined_queries(fs["log_env"], fs["speech"], qc, qs, pt, fb, refine)
             qp = content._matching_features(fs["content"], preset, fs["phone_states"])
             qpr = content.refined_queries(fs["log_env"], fs["speech"], qp, qs, pt_p, fb, preset)
-            qcs = torch.nn.functional.normalize(0.5 * content.content_shape_queries(qp, pt_p.shape_map) + 0.5 * qpr, dim=1)
+            qcs = content.with_content_shape(qpr, qp, pt_p.shape_map, preset.content_shape)
             queries = {"preset": (content.joint_keys(qp, qcs, 0.6), pt_p.match_keys),
                        "preset_content_shape0": (content.joint_keys(qp, qpr, 0.6), pt_p.match_keys),
                        "no_phone_states": (content.joint_keys(qc, qr, 0.6), pt.match_keys),

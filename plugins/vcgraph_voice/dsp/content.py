@@ -406,6 +406,7 @@ def prepare_target(target: dict, params: ContentParams, fast_params: "fast.FastP
 
 
 def _with_bias(x: torch.Tensor) -> torch.Tensor:
+    """``x`` [T, D] with a column of ones after it: the intercept of the ridge maps here."""
     return torch.cat([x, torch.ones_like(x[:, :1])], 1)
 
 
@@ -456,7 +457,7 @@ def refined_queries(env_s: torch.Tensor, speech: torch.Tensor, content_q: torch.
     m = _mel_shape(env_s, fb)
     sp = speech if int(speech.sum()) >= 8 else torch.ones_like(speech)
     z = (m - m[sp].mean(0)) / m[sp].std(0).clamp_min(1e-3)  # speaker-normalised over this utterance
-    X = torch.cat([with_context(z, params.refine_context), torch.ones_like(z[:, :1])], 1).double()
+    X = _with_bias(with_context(z, params.refine_context)).double()
     Xs = X[sp]
     gram = Xs.T @ Xs + params.refine_ridge * torch.eye(X.shape[1], dtype=X.dtype, device=X.device)
     q = spectral_q

@@ -34,10 +34,9 @@ import torchaudio
 
 from .. import content_model as cm
 from ..errors import VoiceInputError
-from .content import (ContentParams, _matching_features, _mel_shape, check_target_phone_states, content_frame_index,
-                      fit_shape_map, joint_keys, knn_average, no_source_phone_states,
-                      rebin_hz, spectral_keys, spectral_queries, with_content_shape,
-                      with_phone_states)
+from .content import (ContentParams, _matching_features, _mel_shape, _with_bias, check_target_phone_states,
+                      content_frame_index, fit_shape_map, joint_keys, knn_average, no_source_phone_states,
+                      rebin_hz, spectral_keys, spectral_queries, with_content_shape, with_phone_states)
 from .running import PeakTracker, RunningMoments
 
 __all__ = ["RECEPTIVE_LEFT", "StreamContent", "StreamMatcher", "StreamPhoneStates", "StreamRefiner", "content_lookahead",
@@ -312,7 +311,7 @@ class StreamRefiner:
         z = (allm - self.moments.data_mean) / self.moments.std.clamp_min(1e-3)
         T, c = shapes.shape[0], self.context
         cols = [z[c + d:c + d + T] for d in range(-c, 1)]
-        return torch.cat(cols + [torch.ones_like(z[:T, :1])], 1).double()
+        return _with_bias(torch.cat(cols, 1)).double()
 
     def refine(self, source_env: torch.Tensor, speech: torch.Tensor, content_q: torch.Tensor,
                spectral_q: torch.Tensor, fb: torch.Tensor, keys: torch.Tensor, spectral: torch.Tensor,
