@@ -89,17 +89,19 @@ def test_matched_pitch_keeps_unvoiced_frames_and_frames_without_a_voiced_match()
     assert torch.allclose(half[voiced], mid[voiced], rtol=1e-4)
 
 
+@pytest.mark.parametrize("option", ["matched_pitch=0.5", "f0_quantile=0.5"])
 def test_a_profile_without_frame_pitch_converts_as_before_and_says_so(profile, tmp_path, caplog,  # noqa: F811
-                                                                      monkeypatch):
+                                                                      monkeypatch, option):
     """A profile enrolled before the per-frame pitch converts exactly as without the matched
-    pitch (the source's contour mapped to the target's), with a warning to enrol again."""
+    pitch or the target's pitch distribution (the source's contour mapped to the target's mean
+    and spread), with a warning to enrol again."""
     from vcgraph_voice.methods import content as method
     from vcgraph_voice.profile import VoiceProfile
     old = VoiceProfile.load(_saved_with(profile, tmp_path, **{"content/frame_lf0": None}))
     assert "frame_lf0" not in old.methods["content"]
     x, sr = voice_data.source()
     x = x[: 2 * sr]
-    default, off = _pipeline("matched_pitch=0.5"), _pipeline()
+    default, off = _pipeline(option), _pipeline()
     monkeypatch.setattr(method, "_warned_no_frame_pitch", False)
     with caplog.at_level(logging.WARNING, logger="vcgraph.voice.content"):
         off.convert(x, old, sample_rate=sr)

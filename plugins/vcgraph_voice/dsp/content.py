@@ -63,6 +63,8 @@ class ContentParams:
     content_shape: float = 0.0      # weight, in the spectral query, of the target's shape predicted from
                                     # the source's content (see content_shape_queries)
     content_shape_ridge: float = 3.0   # ridge penalty of that prediction's fit
+    f0_quantile: float = 0.0        # weight of the target's own log-F0 distribution in the output's
+                                    # contour (see quantile_mapped_f0; 0: mean and spread alone)
     chunk: int = 2048               # source frames per distance block (bounds memory)
     device: str = "cpu"
 
@@ -153,6 +155,36 @@ def target_pitch(frame_lf0: np.ndarray, lf0_mean: float, lf0_std: float, device)
     voiced = lf > 0
     z = torch.where(voiced, (lf - lf0_mean) / lf0_std, torch.zeros_like(lf))
     return torch.stack([z, voiced.float()], -1)
+
+
+def sorted_voiced_log_f0(frame_lf0: np.ndarray, device) -> torch.Tensor:
+    """The target's voiced frames' log-F0 (a profile's ``frame_lf0``, 0 where unvoiced), ascending:
+    its pitch distribution, for :func:`quantile_mapped_f0`."""
+    lf = torch.from_numpy(np.asarray(frame_lf0, np.float32)).to(device)
+    return lf[lf > 0].sort().values
+
+
+def quantile_mapped_f0(f0: torch.Tensor, voiced: torch.Tensor, target_lf0_sorted: torch.Tensor,
+                       lf0_mean: float, lf0_std: float, weight: float) -> torch.Tensor | None:
+    """The source's F0 contour (Hz, 0 where unvoiced) mapped to the target's pitch: each voiced
+    frame's log-F0 ``weight`` of the way from its mean-and-spread mapping (the source's contour
+    standardised and given the target's ``lf0_mean`` and ``lf0_std``, as the synthesis maps any
+    contour) to the target's own log-F0 at the same rank among the voiced frames (quantile
+    mapping: the target's range and the shape of its distribution, skew and all, where the
+    mean-and-spread mapping keeps the source's). The contour's movement stays the source's: a
+    frame's rank is. None with fewer than two voiced frames on either side (nothing to rank)."""
+    n = int(voiced.sum())
+    if n < 2 or target_lf0_sorted.numel() < 2:
+        return None
+    lf = torch.log(f0.float().clamp_min(1.0))
+    mu, sd = fast.contour_stats(lf, voiced)
+    by_spread = (lf - mu) / sd * lf0_std + lf0_mean
+    rank = lf[voiced].argsort().argsort().float()
+    at = ((rank + 0.5) / n * (target_lf0_sorted.numel() - 1)).round().long()
+    by_rank = torch.zeros_like(lf)
+    by_rank[voiced] = target_lf0_sorted[at]
+    out = (1 - weight) * by_spread + weight * by_rank
+    return torch.where(voiced, torch.exp(out), torch.zeros_like(out)).to(f0.dtype)
 
 
 def matched_pitch_contour(f0: torch.Tensor, voiced: torch.Tensor, matched: torch.Tensor,
@@ -355,6 +387,8 @@ class PreparedTarget:
                                           # match_keys are expressed in (None: the keys as they are)
     shape_map: torch.Tensor | None = None # [D + 1, n_mels] the target's content keys -> its own spectral
                                           # keys (None: content_shape is 0)
+    lf0_sorted: torch.Tensor | None = None  # [V] the target's voiced frames' log-F0, ascending (None:
+                                            # f0_quantile is 0, or the profile has no frame_lf0)
 
     def project(self, queries: torch.Tensor) -> torch.Tensor:
         """Queries in the space ``match_keys`` are expressed in."""
@@ -366,7 +400,7 @@ class PreparedTarget:
         return (str(torch.device(device)), params.match_on, params.context, params.spectral_match, int(sr),
                 fast_params.fft_size(int(sr)), fast_params.n_mels, fast_params.mel_fmax, params.phone_states,
                 params.phone_state_context, params.matched_pitch > 0, params.match_rank,
-                params.content_shape > 0, params.content_shape_ridge)
+                params.content_shape > 0, params.content_shape_ridge, params.f0_quantile > 0)
 
 
 def _spectral_fb(sr: int, fast_params: "fast.FastParams", dev, resources) -> torch.Tensor:
@@ -402,7 +436,9 @@ def prepare_target(target: dict, params: ContentParams, fast_params: "fast.FastP
         match_keys = match_keys @ basis
     shape_map = (fit_shape_map(keys, ks, params.content_shape_ridge)
                  if params.content_shape > 0 and ks is not None else None)
-    return PreparedTarget(t["log_env"], t["ap"], keys, match_keys, norm, ks, pitch, basis, shape_map)
+    lf0_sorted = (sorted_voiced_log_f0(target["frame_lf0"], dev)
+                  if params.f0_quantile > 0 and target.get("frame_lf0") is not None else None)
+    return PreparedTarget(t["log_env"], t["ap"], keys, match_keys, norm, ks, pitch, basis, shape_map, lf0_sorted)
 
 
 def _with_bias(x: torch.Tensor) -> torch.Tensor:
@@ -514,5 +550,10 @@ def synthesize(features: dict, target: dict, params: ContentParams, fast_params:
     env_m = output_envelope(env_m, mapped, env_s, params, sr)
     ap = ap_m if params.target_ap else ap_s
     feats = dict(features, log_env=env_m, ap=ap)
-    return fast.synthesize(feats, {k: v for k, v in target.items() if k.startswith("lf0")},
-                           fast_params, pitch_shift_semitones, resources)
+    pitch_stats = {k: v for k, v in target.items() if k.startswith("lf0")}
+    if pt.lf0_sorted is not None:
+        f0 = quantile_mapped_f0(features["f0"], features["voiced"], pt.lf0_sorted,
+                                float(target["lf0_mean"][0]), float(target["lf0_std"][0]), params.f0_quantile)
+        if f0 is not None:  # already in the target's pitch: the synthesis maps it no further
+            feats["f0"], pitch_stats = f0, {}
+    return fast.synthesize(feats, pitch_stats, fast_params, pitch_shift_semitones, resources)

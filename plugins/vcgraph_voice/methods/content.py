@@ -94,8 +94,9 @@ def warn_no_frame_pitch() -> None:
     if not _warned_no_frame_pitch:
         _warned_no_frame_pitch = True
         log.warning("this profile has no per-frame pitch (enrolled before 2026-12-06): the output keeps the "
-                    "source's pitch contour mapped to the target's, without the matched frames' contour "
-                    "shape (matched_pitch). Enrol the voice again to get it")
+                    "source's pitch contour mapped to the target's mean and spread, without the matched "
+                    "frames' contour shape (matched_pitch) or the target's pitch distribution (f0_quantile). "
+                    "Enrol the voice again to get them")
 
 
 _warned_no_frame_pitch = False
@@ -166,7 +167,7 @@ class ContentMethod(Method):
     def synthesize(self, analysis: ContentAnalysis, target: ContentTarget, params: ContentParams,
                    pitch_shift: float = 0.0) -> torch.Tensor:
         check_same_encoder(target.encoder, analysis.encoder)
-        if params.matched_pitch > 0 and target.frame_lf0 is None:
+        if (params.matched_pitch > 0 or params.f0_quantile > 0) and target.frame_lf0 is None:
             warn_no_frame_pitch()
         features, arrays = analysis.kernel(), target.to_arrays()
         fast_params, sr, device = FastParams(device=params.device), int(features["sr"]), features["log_env"].device
@@ -287,6 +288,11 @@ class ContentSynthesis(SynthesisStage):
                                      "since 2026-12-06, with frame_lf0)")
         matched_pitch_smooth: int = Field(10, ge=0, le=200, description="frames (5 ms) each side over which "
                                           "that matched pitch is smoothed")
+        f0_quantile: float = Field(0.0, ge=0.0, le=1.0, description="how far each voiced frame's log-F0 "
+                                   "goes to the target's own at the same rank (the source's voiced frames "
+                                   "mapped onto the profile's pitch distribution: its range and skew), from "
+                                   "the source's contour mapped to the target's mean and spread (0: that "
+                                   "alone; needs a profile enrolled since 2026-12-06, with frame_lf0)")
         match_rank: int = Field(0, ge=0, le=4096, description="match in the target keys' top principal "
                                 "directions, this many (of the preset's 862): 256 keeps the frames found "
                                 "nearly as they are in a third of the matching time; 0: every dimension")
@@ -308,7 +314,8 @@ class ContentSynthesis(SynthesisStage):
                              matched_pitch=c.matched_pitch, matched_pitch_smooth=c.matched_pitch_smooth,
                              blend_high=c.blend_high, match_rank=c.match_rank, blend_split_hz=c.blend_split_hz,
                              postfilter=c.postfilter, content_shape=c.content_shape,
-                             content_shape_ridge=c.content_shape_ridge, device=device)
+                             content_shape_ridge=c.content_shape_ridge, f0_quantile=c.f0_quantile,
+                             device=device)
 
     @implementation("simplified")
     def run_simplified(self, ctx, features, speaker, pitch_shift=None):

@@ -1,0 +1,89 @@
+"""The content preset's pitch distribution: the source's voiced frames mapped onto the target's
+own log-F0 distribution by rank (``content-synthesis`` ``f0_quantile``), not only onto its mean
+and spread."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import voice_data
+from test_content_method import profile  # noqa: F401 (fixture)
+from test_content_method import _synthesis_pipeline as _pipeline
+
+
+def _skew(lf: np.ndarray) -> float:
+    """How far a log-F0 distribution reaches above its median against below it: (q90 - q50) /
+    (q50 - q10); 1 for a symmetric one."""
+    q10, q50, q90 = np.quantile(lf, [0.1, 0.5, 0.9])
+    return float((q90 - q50) / (q50 - q10))
+
+
+def _with_skewed_pitch(profile, sign: float):  # noqa: F811
+    """``profile`` whose voiced frames' log-F0 keep their mean and spread but are skewed: most
+    frames a little below the mean and a long tail far above it (``sign`` -1: the mirror image,
+    a long tail below). The order of the frames' pitches is kept, so only the distribution changes."""
+    from vcgraph_voice.profile import VoiceProfile
+    part = dict(profile.methods["content"])
+    lf = part["frame_lf0"].astype(np.float64)
+    voiced = lf > 0
+    mu, sd = float(part["lf0_mean"][0]), float(part["lf0_std"][0])
+    n = int(voiced.sum())
+    e = -np.log1p(-(np.arange(n) + 0.5) / n)  # exponential quantiles: mean 1, spread 1, long upper tail
+    z = np.empty(n)
+    z[np.argsort(sign * lf[voiced])] = e - 1.0
+    skewed = np.zeros(lf.shape, np.float32)
+    skewed[voiced] = mu + sign * sd * z
+    part["frame_lf0"] = skewed
+    return VoiceProfile(profile.embedding, {**profile.methods, "content": part}, profile.seconds)
+
+
+def test_quantile_mapping_gives_the_targets_distribution_and_keeps_the_sources_order():
+    from vcgraph_voice.dsp import fast
+    from vcgraph_voice.dsp.content import quantile_mapped_f0
+    g = torch.Generator().manual_seed(0)
+    f0 = 150.0 * torch.exp(0.12 * torch.randn(500, generator=g))
+    voiced = torch.ones(500, dtype=torch.bool)
+    voiced[100:140] = False
+    f0 = torch.where(voiced, f0, torch.zeros_like(f0))
+    target = torch.log(torch.tensor(90.0) + 40.0 * torch.rand(2000, generator=g) ** 3).sort().values
+    mean, std = float(target.mean()), float(target.std())
+    full = quantile_mapped_f0(f0, voiced, target, mean, std, 1.0)
+    assert torch.equal(full[~voiced], torch.zeros(40))
+    out, src = torch.log(full[voiced]), torch.log(f0[voiced])
+    assert bool((out[src.argsort()].diff() >= 0).all())  # the source's order kept
+    probs = torch.tensor([0.1, 0.5, 0.9])
+    assert torch.allclose(torch.quantile(out, probs), torch.quantile(target, probs), atol=0.01)
+    none = quantile_mapped_f0(f0, voiced, target, mean, std, 0.0)
+    lf = torch.log(f0.clamp_min(1.0))
+    mu, sd = fast.contour_stats(lf, voiced)
+    assert torch.allclose(none[voiced], torch.exp((lf - mu) / sd * std + mean)[voiced], rtol=1e-5)  # the usual mapping
+    half = quantile_mapped_f0(f0, voiced, target, mean, std, 0.5)
+    assert torch.allclose(half[voiced], torch.sqrt(none * full)[voiced], rtol=1e-4)  # half way in log-F0
+    one_voiced = torch.zeros(500, dtype=torch.bool)
+    one_voiced[3] = True
+    assert quantile_mapped_f0(f0, one_voiced, target, mean, std, 1.0) is None
+
+
+def test_the_output_pitch_takes_the_skew_of_the_targets_distribution(profile):  # noqa: F811
+    """Toward a voice whose pitch has a long upper tail, the output's tracked F0 (pyworld) reaches
+    further above its median than below it, more than with the mean-and-spread mapping alone;
+    toward the mirror-image voice, less. Both voices have the same mean and spread."""
+    x, sr = voice_data.source()
+    off, on = _pipeline("f0_quantile=0"), _pipeline("f0_quantile=1")
+    skew = {}
+    for sign in (1.0, -1.0):
+        target = _with_skewed_pitch(profile, sign)
+        f_off, f_on = (voice_data.f0_track(p.convert(x, target, sample_rate=sr), 22050) for p in (off, on))
+        assert (f_off > 0).sum() > 200 and (f_on > 0).sum() > 200
+        skew[sign] = (_skew(np.log(f_off[f_off > 0])), _skew(np.log(f_on[f_on > 0])))
+    (off_up, on_up), (off_down, on_down) = skew[1.0], skew[-1.0]
+    assert on_up > 1.3 * off_up and on_down < off_down / 1.3, skew
+    assert on_up > 1.5 > 0.67 > on_down, skew
+
+
+def test_f0_quantile_is_checked_at_the_yaml_key():
+    from vcgraph.pipeline import Pipeline
+    from vcgraph_voice.api import preset_path
+    with pytest.raises(Exception, match="voice_synthesis.*f0_quantile"):
+        Pipeline.from_yaml(preset_path("content"), ["nodes.voice_synthesis.config.f0_quantile=1.5"])
