@@ -87,3 +87,25 @@ def test_f0_quantile_is_checked_at_the_yaml_key():
     from vcgraph_voice.api import preset_path
     with pytest.raises(Exception, match="voice_synthesis.*f0_quantile"):
         Pipeline.from_yaml(preset_path("content"), ["nodes.voice_synthesis.config.f0_quantile=1.5"])
+
+
+def test_a_stream_takes_the_skew_of_the_targets_distribution_too(profile):  # noqa: F811
+    """``stream-content`` with ``f0_quantile``: a stream cannot rank the frames to come, so each
+    voiced frame's z-score under the running source statistics is read as a normal quantile;
+    toward the long-upper-tail voice the streamed output reaches further above its median than
+    with the mean-and-spread mapping alone, toward the mirror image less; the length is kept."""
+    from vcgraph.pipeline import Pipeline
+    from vcgraph_voice.stream import STREAM_CONTENT_CONFIG, VoiceStream
+    x, sr = voice_data.source()
+    run = lambda target, q: VoiceStream(
+        Pipeline.from_yaml(STREAM_CONTENT_CONFIG, overrides=[f"nodes.voice_synthesis.config.f0_quantile={q}"]),
+        target, sample_rate=sr, block_size=320).convert(x)
+    skew = {}
+    for sign in (1.0, -1.0):
+        target = _with_skewed_pitch(profile, sign)
+        off, on = run(target, 0), run(target, 1)
+        assert len(on) == len(x)
+        f_off, f_on = voice_data.f0_track(off, sr), voice_data.f0_track(on, sr)
+        skew[sign] = (_skew(np.log(f_off[f_off > 0])), _skew(np.log(f_on[f_on > 0])))
+    (off_up, on_up), (off_down, on_down) = skew[1.0], skew[-1.0]
+    assert on_up > 1.3 * off_up and on_down < off_down / 1.3, skew

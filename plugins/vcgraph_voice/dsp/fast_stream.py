@@ -86,6 +86,9 @@ class StreamSettings:
     floor_dbfs: float = SILENCE_FLOOR_DBFS  # quieter frames are never voiced nor speech (digital silence)
     prior_f0_hz: float = 150.0
     prior_lf0_std: float = 0.18
+    f0_quantile: float = 0.0          # weight of the target's pitch distribution (profile frame_lf0): each
+                                      # voiced frame's running z-score taken to the target's log-F0 at that
+                                      # normal quantile (a stream cannot rank the frames to come)
 
 
 @dataclass(frozen=True)
@@ -275,6 +278,11 @@ class StreamMapper:
         self.t = {k: torch.as_tensor(ts[k], device=dev, dtype=torch.float32) for k in
                   ("mel_mean_v", "mel_std_v", "mel_mean_u", "mel_std_u") if k in ts}
         self.t_lf0 = (float(ts["lf0_mean"][0]), float(ts["lf0_std"][0])) if "lf0_mean" in ts else None
+        self.t_lf0_sorted = None
+        if self.s.f0_quantile > 0 and ts.get("frame_lf0") is not None:
+            lf_t = torch.as_tensor(ts["frame_lf0"], dtype=torch.float32, device=dev)
+            lf_t = lf_t[lf_t > 0].sort().values
+            self.t_lf0_sorted = lf_t if lf_t.numel() >= 2 else None
         if not self.mel and self.t:
             tau = self.s.tau_s * self.sr / self.g.hop
             s = self.s
@@ -323,7 +331,12 @@ class StreamMapper:
         self.lf0.update(lf, voiced, clip_sd=4.0)
         if self.t_lf0 is not None:
             mu_s, sd_s = self.lf0.mean, self.lf0.std.clamp_min(0.02)
-            lf = (lf - mu_s) / sd_s * self.t_lf0[1] + self.t_lf0[0]
+            z = (lf - mu_s) / sd_s
+            lf = z * self.t_lf0[1] + self.t_lf0[0]
+            if self.t_lf0_sorted is not None:  # as offline's quantile_mapped_f0, the rank from the normal CDF
+                q = 0.5 * (1 + torch.erf(z / math.sqrt(2)))
+                at = (q * (self.t_lf0_sorted.numel() - 1)).round().long()
+                lf = (1 - s.f0_quantile) * lf + s.f0_quantile * self.t_lf0_sorted[at]
         shift = shift_semitones * math.log(2) / 12
         f0c = torch.exp(lf + shift).clamp(40.0, 0.45 * self.sr)
         # unvoiced frames: hold the last voiced F0 (muted by ap = 1; offline interpolates)

@@ -125,6 +125,14 @@ class ContentStreamSynthesis(FastStreamSynthesis):
                                     "phone_states on, and a profile enrolled with them)")
         refine_after_s: float = Field(6.0, ge=0.0, le=600.0, description="seconds of speech the maps are fitted on "
                                       "before their queries are used (the unrefined ones until then)")
+        f0_quantile: float = Field(0.0, ge=0.0, le=1.0, description="how far each voiced frame's log-F0 goes to "
+                                   "the target's own at the same quantile (the profile's pitch distribution; "
+                                   "the quantile of the frame's z-score under the running source statistics, "
+                                   "read as normal), from the source's contour mapped to the target's mean "
+                                   "and spread (0: that alone; needs a profile with frame_lf0)")
+
+    def settings(self, upstream, warp: bool | None = None):
+        return replace(super().settings(upstream, warp), f0_quantile=self.config.f0_quantile)
 
     def _envelope(self, state: dict, frames: FrameBlock, target: dict, env: torch.Tensor, ap: torch.Tensor):
         from ..dsp.content import ContentParams, output_envelope
