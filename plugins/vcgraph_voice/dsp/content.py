@@ -157,13 +157,6 @@ def target_pitch(frame_lf0: np.ndarray, lf0_mean: float, lf0_std: float, device)
     return torch.stack([z, voiced.float()], -1)
 
 
-def sorted_voiced_log_f0(frame_lf0: np.ndarray, device) -> torch.Tensor:
-    """The target's voiced frames' log-F0 (a profile's ``frame_lf0``, 0 where unvoiced), ascending:
-    its pitch distribution, for :func:`quantile_mapped_f0`."""
-    lf = torch.from_numpy(np.asarray(frame_lf0, np.float32)).to(device)
-    return lf[lf > 0].sort().values
-
-
 def quantile_mapped_f0(f0: torch.Tensor, voiced: torch.Tensor, target_lf0_sorted: torch.Tensor,
                        lf0_mean: float, lf0_std: float, weight: float) -> torch.Tensor | None:
     """The source's F0 contour (Hz, 0 where unvoiced) mapped to the target's pitch: each voiced
@@ -180,9 +173,8 @@ def quantile_mapped_f0(f0: torch.Tensor, voiced: torch.Tensor, target_lf0_sorted
     mu, sd = fast.contour_stats(lf, voiced)
     by_spread = (lf - mu) / sd * lf0_std + lf0_mean
     rank = lf[voiced].argsort().argsort().float()
-    at = ((rank + 0.5) / n * (target_lf0_sorted.numel() - 1)).round().long()
     by_rank = torch.zeros_like(lf)
-    by_rank[voiced] = target_lf0_sorted[at]
+    by_rank[voiced] = fast.log_f0_at_quantiles(target_lf0_sorted, (rank + 0.5) / n)
     out = (1 - weight) * by_spread + weight * by_rank
     return torch.where(voiced, torch.exp(out), torch.zeros_like(out)).to(f0.dtype)
 
@@ -436,7 +428,7 @@ def prepare_target(target: dict, params: ContentParams, fast_params: "fast.FastP
         match_keys = match_keys @ basis
     shape_map = (fit_shape_map(keys, ks, params.content_shape_ridge)
                  if params.content_shape > 0 and ks is not None else None)
-    lf0_sorted = (sorted_voiced_log_f0(target["frame_lf0"], dev)
+    lf0_sorted = (fast.sorted_voiced_log_f0(target["frame_lf0"], dev)
                   if params.f0_quantile > 0 and target.get("frame_lf0") is not None else None)
     return PreparedTarget(t["log_env"], t["ap"], keys, match_keys, norm, ks, pitch, basis, shape_map, lf0_sorted)
 

@@ -343,6 +343,20 @@ def contour_stats(lf: torch.Tensor, voiced: torch.Tensor) -> tuple[torch.Tensor,
     return src.mean(), spread.clamp_min(0.02)
 
 
+def sorted_voiced_log_f0(frame_lf0, device) -> torch.Tensor:
+    """A target's voiced frames' log-F0 (a profile's ``frame_lf0``, 0 where unvoiced), ascending:
+    its pitch distribution, for :func:`log_f0_at_quantiles`."""
+    lf = torch.as_tensor(np.asarray(frame_lf0, np.float32), device=device)
+    return lf[lf > 0].sort().values
+
+
+def log_f0_at_quantiles(sorted_lf0: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """The target's log-F0 at quantiles ``q`` (0..1) of its distribution ``sorted_lf0`` (from
+    :func:`sorted_voiced_log_f0`): the nearest of its sorted frames. Offline the quantile is a
+    source frame's rank, streamed its running z-score read as normal."""
+    return sorted_lf0[(q * (sorted_lf0.numel() - 1)).round().long()]
+
+
 @torch.no_grad()
 def synthesize(features: dict, target_stats: dict | None, params: FastParams | None = None,
                pitch_shift_semitones: float = 0.0, resources: FastResources | None = None) -> torch.Tensor:

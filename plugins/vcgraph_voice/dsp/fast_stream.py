@@ -50,7 +50,8 @@ import torch
 import torch.nn.functional as F
 
 from .f0 import SILENCE_FLOOR_DBFS, track_f0
-from .fast import FastParams, _warp_mel, band_centres, log_mel, mel_matrix, warp_factor
+from .fast import (FastParams, _warp_mel, band_centres, log_f0_at_quantiles, log_mel, mel_matrix,
+                   sorted_voiced_log_f0, warp_factor)
 from .running import PeakTracker, RunningMoments
 from .vocoder import EnvelopeAnalyzer
 
@@ -280,8 +281,7 @@ class StreamMapper:
         self.t_lf0 = (float(ts["lf0_mean"][0]), float(ts["lf0_std"][0])) if "lf0_mean" in ts else None
         self.t_lf0_sorted = None
         if self.s.f0_quantile > 0 and ts.get("frame_lf0") is not None:
-            lf_t = torch.as_tensor(ts["frame_lf0"], dtype=torch.float32, device=dev)
-            lf_t = lf_t[lf_t > 0].sort().values
+            lf_t = sorted_voiced_log_f0(ts["frame_lf0"], dev)
             self.t_lf0_sorted = lf_t if lf_t.numel() >= 2 else None
         if not self.mel and self.t:
             tau = self.s.tau_s * self.sr / self.g.hop
@@ -335,8 +335,7 @@ class StreamMapper:
             lf = z * self.t_lf0[1] + self.t_lf0[0]
             if self.t_lf0_sorted is not None:  # as offline's quantile_mapped_f0, the rank from the normal CDF
                 q = 0.5 * (1 + torch.erf(z / math.sqrt(2)))
-                at = (q * (self.t_lf0_sorted.numel() - 1)).round().long()
-                lf = (1 - s.f0_quantile) * lf + s.f0_quantile * self.t_lf0_sorted[at]
+                lf = (1 - s.f0_quantile) * lf + s.f0_quantile * log_f0_at_quantiles(self.t_lf0_sorted, q)
         shift = shift_semitones * math.log(2) / 12
         f0c = torch.exp(lf + shift).clamp(40.0, 0.45 * self.sr)
         # unvoiced frames: hold the last voiced F0 (muted by ap = 1; offline interpolates)
