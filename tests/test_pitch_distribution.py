@@ -38,6 +38,19 @@ def _with_skewed_pitch(profile, sign: float):  # noqa: F811
     return VoiceProfile(profile.embedding, {**profile.methods, "content": part}, profile.seconds)
 
 
+def _skews(profile, convert, out_sr: int) -> tuple[tuple[float, float], tuple[float, float]]:  # noqa: F811
+    """((off, on) toward the long-upper-tail voice, (off, on) toward its mirror image): the
+    :func:`_skew` of the tracked F0 of ``convert(target, f0_quantile)`` (audio at ``out_sr``)
+    with ``f0_quantile`` 0 and 1."""
+    skew = {}
+    for sign in (1.0, -1.0):
+        target = _with_skewed_pitch(profile, sign)
+        f_off, f_on = (voice_data.f0_track(convert(target, q), out_sr) for q in (0, 1))
+        assert (f_off > 0).sum() > 200 and (f_on > 0).sum() > 200
+        skew[sign] = (_skew(np.log(f_off[f_off > 0])), _skew(np.log(f_on[f_on > 0])))
+    return skew[1.0], skew[-1.0]
+
+
 def test_quantile_mapping_gives_the_targets_distribution_and_keeps_the_sources_order():
     from vcgraph_voice.dsp import fast
     from vcgraph_voice.dsp.content import quantile_mapped_f0
@@ -70,14 +83,9 @@ def test_the_output_pitch_takes_the_skew_of_the_targets_distribution(profile):  
     further above its median than below it, more than with the mean-and-spread mapping alone;
     toward the mirror-image voice, less. Both voices have the same mean and spread."""
     x, sr = voice_data.source()
-    off, on = _pipeline("f0_quantile=0"), _pipeline("f0_quantile=1")
-    skew = {}
-    for sign in (1.0, -1.0):
-        target = _with_skewed_pitch(profile, sign)
-        f_off, f_on = (voice_data.f0_track(p.convert(x, target, sample_rate=sr), 22050) for p in (off, on))
-        assert (f_off > 0).sum() > 200 and (f_on > 0).sum() > 200
-        skew[sign] = (_skew(np.log(f_off[f_off > 0])), _skew(np.log(f_on[f_on > 0])))
-    (off_up, on_up), (off_down, on_down) = skew[1.0], skew[-1.0]
+    pipes = {q: _pipeline(f"f0_quantile={q}") for q in (0, 1)}
+    skew = _skews(profile, lambda target, q: pipes[q].convert(x, target, sample_rate=sr), 22050)
+    (off_up, on_up), (off_down, on_down) = skew
     assert on_up > 1.3 * off_up and on_down < off_down / 1.3, skew
     assert on_up > 1.5 > 0.67 > on_down, skew
 
@@ -97,15 +105,11 @@ def test_a_stream_takes_the_skew_of_the_targets_distribution_too(profile):  # no
     from vcgraph.pipeline import Pipeline
     from vcgraph_voice.stream import STREAM_CONTENT_CONFIG, VoiceStream
     x, sr = voice_data.source()
-    run = lambda target, q: VoiceStream(
-        Pipeline.from_yaml(STREAM_CONTENT_CONFIG, overrides=[f"nodes.voice_synthesis.config.f0_quantile={q}"]),
-        target, sample_rate=sr, block_size=320).convert(x)
-    skew = {}
-    for sign in (1.0, -1.0):
-        target = _with_skewed_pitch(profile, sign)
-        off, on = run(target, 0), run(target, 1)
-        assert len(on) == len(x)
-        f_off, f_on = voice_data.f0_track(off, sr), voice_data.f0_track(on, sr)
-        skew[sign] = (_skew(np.log(f_off[f_off > 0])), _skew(np.log(f_on[f_on > 0])))
-    (off_up, on_up), (off_down, on_down) = skew[1.0], skew[-1.0]
+    def run(target, q):
+        y = VoiceStream(Pipeline.from_yaml(STREAM_CONTENT_CONFIG, overrides=[f"nodes.voice_synthesis.config.f0_quantile={q}"]),
+                        target, sample_rate=sr, block_size=320).convert(x)
+        assert len(y) == len(x)
+        return y
+    skew = _skews(profile, run, sr)
+    (off_up, on_up), (off_down, on_down) = skew
     assert on_up > 1.3 * off_up and on_down < off_down / 1.3, skew
