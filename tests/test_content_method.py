@@ -368,6 +368,18 @@ def test_a_profile_converted_toward_again_is_not_prepared_again(profile, monkeyp
     assert len(built) == 2  # nothing kept: prepared on each call, with the same result
 
 
+def test_the_prepared_key_names_the_shape_maps_ridge_only_when_a_map_is_fitted():
+    """Two settings that prepare a target alike share its preparation; one that fits another
+    map does not."""
+    from vcgraph_voice.dsp import content as kernels
+    from vcgraph_voice.dsp.fast import FastParams
+    key = lambda **kw: kernels.PreparedTarget.settings(kernels.ContentParams(spectral_match=0.6, **kw),
+                                                       FastParams(), 22050, "cpu")
+    assert key(content_shape_ridge=1.0) == key(content_shape_ridge=10.0)  # no map: the ridge is unused
+    assert key(content_shape=0.5, content_shape_ridge=1.0) != key(content_shape=0.5, content_shape_ridge=10.0)
+    assert key(content_shape=0.5) != key()
+
+
 def test_a_profile_without_content_data_says_to_enrol_again(content_pipeline, profile, tmp_path):
     """A version-1 profile (before the content method) loads, and converting with the
     content preset is a clear error instead of a silent fallback."""

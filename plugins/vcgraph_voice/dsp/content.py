@@ -392,7 +392,9 @@ class PreparedTarget:
         return (str(torch.device(device)), params.match_on, params.context, params.spectral_match, int(sr),
                 fast_params.fft_size(int(sr)), fast_params.n_mels, fast_params.mel_fmax, params.phone_states,
                 params.phone_state_context, params.matched_pitch > 0, params.match_rank,
-                params.content_shape > 0, params.content_shape_ridge, params.f0_quantile > 0)
+                params.content_shape > 0,
+                params.content_shape_ridge if params.content_shape > 0 else None,  # no map fitted when off
+                params.f0_quantile > 0)
 
 
 def _spectral_fb(sr: int, fast_params: "fast.FastParams", dev, resources) -> torch.Tensor:
