@@ -121,3 +121,24 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert "-e . -e plugins/vcgraph_voice &&" in install_and_run  # engine and voice plugin, one line
     assert test.endswith("&& python -m pytest") and "plugins/vcgraph_voice[eval]" in test
     assert test in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_the_default_preset_builds_without_importing_pyworld():
+    """pyworld (WORLD, the quality preset's analysis) is imported on first use, not by every
+    command: building the default graph registers every method's stages but loads no WORLD."""
+    code = textwrap.dedent("""\
+        import sys
+        class Blocker:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "pyworld":
+                    raise ImportError("blocked for this test: " + name)
+        sys.meta_path.insert(0, Blocker())
+        from vcgraph_voice import PipelineConfig, VoiceConversionPipeline
+        from vcgraph_voice.methods import stage_types
+        VoiceConversionPipeline(PipelineConfig())
+        print("ok", len(stage_types()))
+        """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(),
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok")
