@@ -62,8 +62,8 @@ def synthesize(f0: np.ndarray, sp: np.ndarray, ap: np.ndarray, sr: int,
                frame_period_ms: float = 5.0, n_samples: int | None = None) -> np.ndarray:
     """WORLD synthesis; trimmed or zero-padded to ``n_samples`` when given. Returns float32."""
     y = _pw().synthesize(np.ascontiguousarray(f0, dtype=np.float64),
-                      np.ascontiguousarray(sp, dtype=np.float64),
-                      np.ascontiguousarray(ap, dtype=np.float64), sr, frame_period_ms)
+                         np.ascontiguousarray(sp, dtype=np.float64),
+                         np.ascontiguousarray(ap, dtype=np.float64), sr, frame_period_ms)
     if n_samples is not None:
         if len(y) >= n_samples:
             y = y[:n_samples]
