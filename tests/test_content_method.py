@@ -380,6 +380,40 @@ def test_the_prepared_key_names_the_shape_maps_ridge_only_when_a_map_is_fitted()
     assert key(content_shape=0.5) != key()
 
 
+def test_every_kernel_setting_comes_from_the_stage_config_field_of_its_name():
+    """The synthesis stage hands the kernels each of its config's values: a setting changed in
+    YAML reaches ContentParams under its own name (target_aperiodicity as target_ap), none is
+    left at the kernels' default."""
+    import dataclasses
+    from vcgraph_voice.dsp.content import ContentParams
+    from vcgraph_voice.methods.content import ContentSynthesis
+    defaults = ContentSynthesis.Config()
+    changed = {}
+    for name, field in ContentSynthesis.Config.model_fields.items():
+        v = getattr(defaults, name)
+        if isinstance(v, bool):
+            changed[name] = not v
+        elif name == "match_on":
+            changed[name] = "posteriors"
+        elif name in ("blend", "blend_high"):
+            changed[name] = 0.55
+        elif isinstance(v, float):
+            changed[name] = 0.37 if v <= 1.0 else v * 1.5
+        elif isinstance(v, int) and not isinstance(v, bool) and name != "k":
+            changed[name] = v + 1
+    changed["spectral_match"], changed["k"], changed["blend_split_hz"] = 0.6, 7, 2500.0
+    stage = ContentSynthesis.__new__(ContentSynthesis)
+    stage.config = ContentSynthesis.Config(**changed)
+    p = stage.params("cpu")
+    for f in dataclasses.fields(ContentParams):
+        if f.name in ("chunk", "device"):
+            continue
+        config_name = "target_aperiodicity" if f.name == "target_ap" else f.name
+        assert getattr(p, f.name) == getattr(stage.config, config_name), f.name
+        assert getattr(p, f.name) != f.default, f.name  # the test changed every setting
+    assert stage.params("cpu", k=1).k == 1 and p.device == "cpu"
+
+
 def test_a_profile_without_content_data_says_to_enrol_again(content_pipeline, profile, tmp_path):
     """A version-1 profile (before the content method) loads, and converting with the
     content preset is a clear error instead of a silent fallback."""

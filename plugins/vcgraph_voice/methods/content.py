@@ -247,6 +247,11 @@ class EnvelopeSettings(StageConfig):
                                "below 1 their loudness from sound to sound, part of the voice, comes too")
 
 
+# ContentParams fields named otherwise in the stage's config, and those it does not set
+_CONFIG_NAME = {"target_ap": "target_aperiodicity"}
+_NOT_CONFIG = {"chunk", "device"}
+
+
 class ContentSynthesis(SynthesisStage):
     """Replace each frame's envelope by the content-nearest target frames; map F0; torch vocoder."""
 
@@ -305,17 +310,13 @@ class ContentSynthesis(SynthesisStage):
         self.impl.prepared.size = self.config.prepared_targets
 
     def params(self, device: str, k: int | None = None) -> ContentParams:
+        """The kernels' settings from this stage's config: every :class:`ContentParams` field
+        but the engine's own (``chunk``, ``device``) is the config field of the same name
+        (``target_ap``: ``target_aperiodicity``)."""
         c = self.config
-        return ContentParams(k=k or c.k, match_on=c.match_on, context=c.context, blend=c.blend,
-                             replace=c.replace, shift_k=c.shift_k, keep_energy=c.keep_energy, smooth=c.smooth,
-                             target_ap=c.target_aperiodicity, spectral_match=c.spectral_match, refine=c.refine,
-                             refine_context=c.refine_context, refine_ridge=c.refine_ridge,
-                             phone_states=c.phone_states, phone_state_context=c.phone_state_context,
-                             matched_pitch=c.matched_pitch, matched_pitch_smooth=c.matched_pitch_smooth,
-                             blend_high=c.blend_high, match_rank=c.match_rank, blend_split_hz=c.blend_split_hz,
-                             postfilter=c.postfilter, content_shape=c.content_shape,
-                             content_shape_ridge=c.content_shape_ridge, f0_quantile=c.f0_quantile,
-                             device=device)
+        values = {f.name: getattr(c, _CONFIG_NAME.get(f.name, f.name)) for f in dataclasses.fields(ContentParams)
+                  if f.name not in _NOT_CONFIG}
+        return ContentParams(**{**values, "k": k or c.k, "device": device})
 
     @implementation("simplified")
     def run_simplified(self, ctx, features, speaker, pitch_shift=None):
