@@ -53,6 +53,23 @@ def test_convert_round_trip(profile_path, tmp_path, preset):
     assert float(voice_data.embed(y, sr) @ centroid) > float(voice_data.embed(x, sr_x) @ centroid) + 0.05
 
 
+def test_a_stereo_source_is_converted_as_its_mixdown_into_one_channel_in_the_format_asked(profile_path, tmp_path):
+    """What --help promises: several channels are mixed to one, and the output's format follows
+    its extension."""
+    x, sr = sf.read(str(voice_data.EXAMPLES / "source.wav"), dtype="float32")
+    other = 0.5 * x[::-1]  # another signal in the second channel: one channel alone converts otherwise
+    sf.write(str(tmp_path / "stereo.wav"), np.stack([x, other], 1), sr, subtype="FLOAT")
+    sf.write(str(tmp_path / "mono.wav"), (x + other) / 2, sr, subtype="FLOAT")
+    for name in ("stereo.wav", "mono.wav"):
+        vcgraph("convert", tmp_path / name, "--target", profile_path, "-o", tmp_path / f"out_{name}.flac",
+                "--threads", "1", "--no-progress")
+    info = sf.info(str(tmp_path / "out_stereo.wav.flac"))
+    assert info.format == "FLAC" and info.channels == 1 and info.samplerate == sr and info.frames == len(x)
+    a, _ = sf.read(str(tmp_path / "out_stereo.wav.flac"), dtype="float32")
+    b, _ = sf.read(str(tmp_path / "out_mono.wav.flac"), dtype="float32")
+    assert np.sqrt(np.mean((a - b) ** 2)) < 1e-3 * np.sqrt(np.mean(b ** 2))  # the mixdown's conversion
+
+
 def test_convert_with_a_bare_npy_embedding(profile_path, tmp_path):
     emb = tmp_path / "emb.npy"
     np.save(emb, VoiceProfile.load(profile_path).embedding)

@@ -83,11 +83,13 @@ def add_commands(sub) -> None:
     p = sub.add_parser("convert", help="convert a recording toward a target voice",
                        description="Convert SRC toward a target voice, keeping its words and duration.",
                        epilog=CONVERT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", metavar="SRC", help="source sound file")
+    p.add_argument("source", metavar="SRC", help="source sound file (any rate; several channels are mixed "
+                   "to one)")
     p.add_argument("--target", "-t", required=True, metavar="VOICE",
                    help="target: a .vcp profile from `vcgraph enroll`, a 256-d .npy embedding, or a "
                         "reference sound file (enrolled on the fly)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.wav")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.wav",
+                   help="converted speech, one channel (format from the extension: .wav, .flac, .ogg, ...)")
     p.add_argument("--pitch-shift", type=float, default=0.0, metavar="N",
                    help="extra pitch shift in semitones after mapping to the target's range")
     p.add_argument("--config", "-c", default=DEFAULT_PRESET, metavar="PRESET|YAML",
