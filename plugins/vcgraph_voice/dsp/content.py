@@ -170,8 +170,7 @@ def quantile_mapped_f0(f0: torch.Tensor, voiced: torch.Tensor, target_lf0_sorted
     if n < 2 or target_lf0_sorted.numel() < 2:
         return None
     lf = torch.log(f0.float().clamp_min(1.0))
-    mu, sd = fast.contour_stats(lf, voiced)
-    by_spread = (lf - mu) / sd * lf0_std + lf0_mean
+    by_spread = fast.mean_spread_mapped_log_f0(lf, voiced, lf0_mean, lf0_std)
     rank = lf[voiced].argsort().argsort().float()
     by_rank = torch.zeros_like(lf)
     by_rank[voiced] = fast.log_f0_at_quantiles(target_lf0_sorted, (rank + 0.5) / n)

@@ -343,6 +343,14 @@ def contour_stats(lf: torch.Tensor, voiced: torch.Tensor) -> tuple[torch.Tensor,
     return src.mean(), spread.clamp_min(0.02)
 
 
+def mean_spread_mapped_log_f0(lf: torch.Tensor, voiced: torch.Tensor, lf0_mean: float,
+                              lf0_std: float) -> torch.Tensor:
+    """A log-F0 contour standardised by its voiced frames' :func:`contour_stats` and given the
+    target's mean ``lf0_mean`` and spread ``lf0_std``: how every method maps a source's pitch."""
+    mu_s, sd_s = contour_stats(lf, voiced)
+    return (lf - mu_s) / sd_s * lf0_std + lf0_mean
+
+
 def sorted_voiced_log_f0(frame_lf0, device) -> torch.Tensor:
     """A target's voiced frames' log-F0 (a profile's ``frame_lf0``, 0 where unvoiced), ascending:
     its pitch distribution, for :func:`log_f0_at_quantiles`."""
@@ -378,9 +386,7 @@ def synthesize(features: dict, target_stats: dict | None, params: FastParams | N
     lf = torch.log(f0.clamp_min(1.0))
     shift = pitch_shift_semitones * math.log(2) / 12
     if "lf0_mean" in ts and bool(voiced.any()):
-        mu_s, sd_s = contour_stats(lf, voiced)
-        mu_t, sd_t = float(ts["lf0_mean"][0]), float(ts["lf0_std"][0])
-        lf = (lf - mu_s) / sd_s * sd_t + mu_t
+        lf = mean_spread_mapped_log_f0(lf, voiced, float(ts["lf0_mean"][0]), float(ts["lf0_std"][0]))
     shift += float(np.asarray(ts.get("pitch_semitones", 0.0)).reshape(-1)[0]) * math.log(2) / 12
     f0c = torch.where(voiced, torch.exp(lf + shift), torch.zeros_like(lf))
     f0c = torch.where(voiced, f0c.clamp(40.0, 0.45 * sr), f0c)
