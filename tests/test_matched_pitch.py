@@ -67,10 +67,7 @@ def test_the_output_pitch_follows_the_pitch_of_the_matched_target_frames(profile
 def test_matched_pitch_keeps_unvoiced_frames_and_frames_without_a_voiced_match():
     from vcgraph_voice.dsp.content import ContentParams, matched_pitch_contour
     g = torch.Generator().manual_seed(0)
-    f0 = 120.0 * torch.exp(0.1 * torch.randn(400, generator=g))
-    voiced = torch.ones(400, dtype=torch.bool)
-    voiced[50:80] = False
-    f0 = torch.where(voiced, f0, torch.zeros_like(f0))
+    f0, voiced = voice_data.random_f0_contour(400, 120.0, 0.1, slice(50, 80), g)
     z_matched = torch.sin(torch.arange(400) / 20.0)
     share = torch.ones(400)
     share[200:220] = 0.0   # no voiced frame among these frames' matches

@@ -55,10 +55,7 @@ def test_quantile_mapping_gives_the_targets_distribution_and_keeps_the_sources_o
     from vcgraph_voice.dsp import fast
     from vcgraph_voice.dsp.content import quantile_mapped_f0
     g = torch.Generator().manual_seed(0)
-    f0 = 150.0 * torch.exp(0.12 * torch.randn(500, generator=g))
-    voiced = torch.ones(500, dtype=torch.bool)
-    voiced[100:140] = False
-    f0 = torch.where(voiced, f0, torch.zeros_like(f0))
+    f0, voiced = voice_data.random_f0_contour(500, 150.0, 0.12, slice(100, 140), g)
     target = torch.log(torch.tensor(90.0) + 40.0 * torch.rand(2000, generator=g) ** 3).sort().values
     mean, std = float(target.mean()), float(target.std())
     full = quantile_mapped_f0(f0, voiced, target, mean, std, 1.0)

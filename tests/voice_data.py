@@ -72,3 +72,13 @@ def _encoder():
         from resemblyzer import VoiceEncoder
         _ENC.append(VoiceEncoder("cpu", verbose=False))
     return _ENC[0]
+
+
+def random_f0_contour(n: int, hz: float, spread: float, unvoiced: slice, generator):
+    """(f0, voiced): a log-normal F0 contour of ``n`` frames about ``hz`` (log spread ``spread``,
+    drawn from the torch ``generator``), 0 and unvoiced over the frames ``unvoiced``."""
+    import torch
+    f0 = hz * torch.exp(spread * torch.randn(n, generator=generator))
+    voiced = torch.ones(n, dtype=torch.bool)
+    voiced[unvoiced] = False
+    return torch.where(voiced, f0, torch.zeros_like(f0)), voiced
