@@ -353,7 +353,7 @@ def test_a_profile_converted_toward_again_is_not_prepared_again(profile, monkeyp
     assert len(built) == 1 and np.array_equal(first, again)
     # another profile: the same voice's frames in another order, and every other frame dropped
     part = {k: v for k, v in profile.methods["content"].items()}
-    for name in ("content", "log_env", "ap", "voiced", "phone_states", "frame_lf0"):
+    for name in ("content", "log_env", "ap", "voiced", "phone_states", "frame_lf0", "adaptive_log_env"):
         part[name] = part[name][::-2].copy()
     changed = VoiceProfile(profile.embedding, {**profile.methods, "content": part}, profile.seconds)
     toward_changed = pipe.convert(x, changed, sample_rate=sr)

@@ -83,7 +83,7 @@ class Enroller:
                     source_embeddings[i] = features.source_embedding
                 done += 1
             method = get_method(analyses[0].method)()
-            methods[method.name] = method.enroll([f.analysis for f in analyses]).to_arrays()
+            methods[method.name] = method.enroll_features(analyses).to_arrays()
         tick("embedding")
         for i, a in enumerate(mono):
             if source_embeddings[i] is None:

@@ -200,14 +200,16 @@ METHOD_SHAPES: dict[str, dict[str, tuple]] = {
 #: statistics of the pitch-adaptive envelope, which profiles enrolled before it (and voice-bank
 #: estimates) lack (the content part shares the fast part's statistics fields; the content
 #: preset does not enrol them); the content part's phone-state posteriors, which profiles
-#: enrolled before 2026-12-04 lack, and its per-frame log-F0, which profiles enrolled before
-#: 2026-12-06 lack
+#: enrolled before 2026-12-04 lack, its per-frame log-F0, which profiles enrolled before
+#: 2026-12-06 lack, and its frames' pitch-adaptive envelopes, which profiles enrolled before
+#: 2026-12-07 lack
 _ADAPTIVE_STATS = {"adaptive_mel_mean_v": ("B",), "adaptive_mel_std_v": ("B",), "adaptive_mel_mean_u": ("B",),
                    "adaptive_mel_std_u": ("B",)}
 _PHONE_STATES = {"phone_states": ("N", 126)}
 _FRAME_PITCH = {"frame_lf0": ("N",)}
+_ADAPTIVE_FRAMES = {"adaptive_log_env": ("N", "F")}
 OPTIONAL_SHAPES: dict[str, tuple[dict[str, tuple], ...]] = {
-    "fast": (_ADAPTIVE_STATS,), "content": (_ADAPTIVE_STATS, _PHONE_STATES, _FRAME_PITCH)}
+    "fast": (_ADAPTIVE_STATS,), "content": (_ADAPTIVE_STATS, _PHONE_STATES, _FRAME_PITCH, _ADAPTIVE_FRAMES)}
 
 
 def check_method_data(method: str, data: dict[str, np.ndarray]) -> None:

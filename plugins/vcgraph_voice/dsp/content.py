@@ -4,6 +4,8 @@ analyze(audio, sr, encoder, params)    -> fast analysis (F0, envelope, aperiodic
                                           grid) + content features from the trained encoder
 target_frames([analysis, ...])         -> the profile part: every target frame's content
                                           features, log envelope and aperiodicity, F0 stats
+                                          (and, given the references' waveforms, each
+                                          frame's pitch-adaptive envelope too)
 prepare_target(target, params, ...)    -> what synthesis needs of a target that no source
                                           changes (float32 frames, matching keys): build once
                                           per profile and pass to synthesize
@@ -27,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import fast
+from . import adaptive_envelope, fast
 from .. import content_model as cm
 from ..errors import VoiceInputError
 
@@ -65,6 +67,8 @@ class ContentParams:
     content_shape_ridge: float = 3.0   # ridge penalty of that prediction's fit
     f0_quantile: float = 0.0        # weight of the target's own log-F0 distribution in the output's
                                     # contour (see quantile_mapped_f0; 0: mean and spread alone)
+    adaptive_frames: float = 0.0    # weight of the target's pitch-adaptive envelope in what its voiced
+                                    # frames render (see rendered_frames; found on the cepstral one still)
     chunk: int = 2048               # source frames per distance block (bounds memory)
     device: str = "cpu"
 
@@ -123,8 +127,11 @@ def encoder_identity(encoder) -> np.ndarray:
     return np.frombuffer(getattr(encoder, "identity", bytes(8)), np.uint8).copy()
 
 
-def target_frames(analyses: list[dict]) -> dict[str, np.ndarray]:
-    """The content method's part of a profile (npz-safe arrays)."""
+def target_frames(analyses: list[dict], waveforms: list[torch.Tensor] | None = None) -> dict[str, np.ndarray]:
+    """The content method's part of a profile (npz-safe arrays). With ``waveforms`` (each
+    analysis's audio, at its rate) also ``adaptive_log_env``: every frame's pitch-adaptive
+    envelope (:func:`frame_adaptive_envelope`), which conversions may render in place of the
+    cepstral one."""
     cat = lambda key: torch.cat([a[key].float().cpu() for a in analyses])
     out = fast.target_stats(analyses)
     ids = {bytes(a["encoder"]) for a in analyses}
@@ -134,12 +141,39 @@ def target_frames(analyses: list[dict]) -> dict[str, np.ndarray]:
     out["content"] = cat("content").numpy().astype(np.float16)
     out["log_env"] = cat("log_env").numpy().astype(np.float16)
     out["ap"] = cat("ap").numpy().astype(np.float16)
+    if waveforms is not None:
+        out["adaptive_log_env"] = torch.cat([frame_adaptive_envelope(a, x).cpu() for a, x in zip(analyses, waveforms)]
+                                            ).numpy().astype(np.float16)
     out["voiced"] = torch.cat([a["voiced"].cpu() for a in analyses]).numpy()
     out["frame_lf0"] = torch.cat([frame_log_f0(a["f0"].float().cpu(), a["voiced"].cpu()) for a in analyses]).numpy()
     out["sr"] = np.array([int(analyses[0]["sr"])], np.int32)
     if all("phone_states" in a for a in analyses):
         out["phone_states"] = cat("phone_states").numpy().astype(np.float16)
     return out
+
+
+def frame_adaptive_envelope(analysis: dict, audio: torch.Tensor) -> torch.Tensor:
+    """The pitch-adaptive envelope (:mod:`.adaptive_envelope`, CheapTrick's recipe) of the audio
+    an analysis was made of, on its frame grid, with its F0: ``[T, F]`` like its ``log_env``."""
+    env, sr = analysis["log_env"], int(analysis["sr"])
+    n_fft = 2 * (env.shape[1] - 1)
+    hop = fast.FastParams().hop(sr)
+    out = adaptive_envelope.envelope(audio.to(env.device).float().reshape(-1), analysis["f0"].float(), sr, n_fft, hop)
+    if out.shape != env.shape:
+        raise ValueError(f"the adaptive envelope's grid {tuple(out.shape)} is not the analysis's {tuple(env.shape)}")
+    return out
+
+
+def rendered_frames(log_env: torch.Tensor, adaptive_log_env: torch.Tensor, voiced: torch.Tensor,
+                    weight: float) -> torch.Tensor:
+    """The envelopes a target's frames render when matched: in voiced frames ``weight`` of the
+    way (in log) from the cepstral envelope to the pitch-adaptive one, the latter first given
+    the cepstral one's energy frame by frame (their windows are normalised differently); the
+    unvoiced frames' cepstral envelope as it is (the adaptive one's few-millisecond window over
+    noise loses words). The frames are still found on the cepstral envelope's keys: the
+    adaptive one changes what the matched frames sound like, not which are matched."""
+    w = weight * voiced.to(log_env.dtype)[:, None]
+    return log_env + w * (with_energy_of(log_env, adaptive_log_env) - log_env)
 
 
 def frame_log_f0(f0: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
@@ -366,7 +400,7 @@ class PreparedTarget:
     """A target's frames as float32 tensors and its matching keys: what synthesis needs of a
     target that no source changes (from :func:`prepare_target`)."""
 
-    log_env: torch.Tensor                 # [N, F]
+    log_env: torch.Tensor                 # [N, F] what each frame renders (rendered_frames)
     ap: torch.Tensor                      # [N, F]
     keys: torch.Tensor                    # [N, D] unit content keys
     match_keys: torch.Tensor              # the keys matched against: content, or content + spectral
@@ -393,7 +427,7 @@ class PreparedTarget:
                 params.phone_state_context, params.matched_pitch > 0, params.match_rank,
                 params.content_shape > 0,
                 params.content_shape_ridge if params.content_shape > 0 else None,  # no map fitted when off
-                params.f0_quantile > 0)
+                params.f0_quantile > 0, params.adaptive_frames)
 
 
 def _spectral_fb(sr: int, fast_params: "fast.FastParams", dev, resources) -> torch.Tensor:
@@ -410,12 +444,14 @@ def prepare_target(target: dict, params: ContentParams, fast_params: "fast.FastP
     dev = torch.device(device)
     # float16 in the profile; torch widens it about 3x faster than numpy does (exactly, either way)
     t = {k: torch.from_numpy(np.ascontiguousarray(target[k])).to(dev).float()
-         for k in ("content", "log_env", "ap", "phone_states") if k in target}
+         for k in ("content", "log_env", "ap", "phone_states", "adaptive_log_env") if k in target}
     sr_t, n_t = int(np.asarray(target["sr"]).reshape(-1)[0]), 2 * (t["log_env"].shape[1] - 1)
     n_s = fast_params.fft_size(sr)
     if (sr_t, n_t) != (sr, n_s):  # enrolled at another rate: the target's spectra onto this grid, by frequency
         R = rebin_hz(sr_t, n_t, sr, n_s).to(dev)
         t["log_env"], t["ap"] = t["log_env"] @ R, t["ap"] @ R
+        if "adaptive_log_env" in t:
+            t["adaptive_log_env"] = t["adaptive_log_env"] @ R
     check_target_phone_states(t, params)
     keys = _matching_features(t["content"], params, t.get("phone_states"))
     match_keys, norm, ks = keys, None, None
@@ -431,7 +467,11 @@ def prepare_target(target: dict, params: ContentParams, fast_params: "fast.FastP
                  if params.content_shape > 0 and ks is not None else None)
     lf0_sorted = (fast.sorted_voiced_log_f0(target["frame_lf0"], dev)
                   if params.f0_quantile > 0 and target.get("frame_lf0") is not None else None)
-    return PreparedTarget(t["log_env"], t["ap"], keys, match_keys, norm, ks, pitch, basis, shape_map, lf0_sorted)
+    rendered = t["log_env"]
+    if params.adaptive_frames > 0 and "adaptive_log_env" in t:  # after the keys: matched as before
+        voiced = torch.from_numpy(np.asarray(target["voiced"], bool)).to(dev)
+        rendered = rendered_frames(t["log_env"], t["adaptive_log_env"], voiced, params.adaptive_frames)
+    return PreparedTarget(rendered, t["ap"], keys, match_keys, norm, ks, pitch, basis, shape_map, lf0_sorted)
 
 
 def _with_bias(x: torch.Tensor) -> torch.Tensor:

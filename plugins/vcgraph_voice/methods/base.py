@@ -93,6 +93,12 @@ class Method:
         """The profile part of a target voice from analyses of its reference recordings."""
         raise NotImplementedError
 
+    def enroll_features(self, features: Sequence[VoiceFeatures]) -> ProfilePart:
+        """The profile part from the feature stage's outputs for the references (what
+        enrolment calls): :meth:`enroll` of their analyses. A method that keeps more of a
+        reference than its conversions analyse (it has the waveform here) overrides this."""
+        return self.enroll([f.analysis for f in features])
+
     def synthesize(self, analysis, target: ProfilePart, params: Any, pitch_shift: float = 0.0) -> torch.Tensor:
         """The converted waveform (1-D float tensor, the source's length)."""
         raise NotImplementedError

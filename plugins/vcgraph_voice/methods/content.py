@@ -73,6 +73,10 @@ class ContentTarget(FastTarget):
     # [N] float32: each frame's natural-log F0, 0 where unvoiced; absent from profiles enrolled
     # before 2026-12-06 (their conversions keep the source's contour shape, with a warning)
     frame_lf0: np.ndarray | None = None
+    # [N, F] float16: each frame's pitch-adaptive envelope, rendered by matched voiced frames with
+    # adaptive_frames > 0; absent from profiles enrolled before 2026-12-07's sixth session (their
+    # conversions render the cepstral envelope, with a warning)
+    adaptive_log_env: np.ndarray | None = None
 
 
 def check_same_encoder(profile_id: np.ndarray, source_id: np.ndarray) -> None:
@@ -100,6 +104,19 @@ def warn_no_frame_pitch() -> None:
 
 
 _warned_no_frame_pitch = False
+
+
+def warn_no_adaptive_frames() -> None:
+    """Log (once per process) that a profile without ``adaptive_log_env`` renders the cepstral envelope."""
+    global _warned_no_adaptive_frames
+    if not _warned_no_adaptive_frames:
+        _warned_no_adaptive_frames = True
+        log.warning("this profile has no pitch-adaptive envelopes of its frames (enrolled before 2026-12-07): "
+                    "the matched frames render their cepstral envelope (adaptive_frames has no effect). "
+                    "Enrol the voice again to get them")
+
+
+_warned_no_adaptive_frames = False
 
 
 class PreparedTargets:
@@ -162,18 +179,27 @@ class ContentMethod(Method):
         return a
 
     def enroll(self, analyses: Sequence[ContentAnalysis]) -> ContentTarget:
+        """The profile part from the analyses alone (no pitch-adaptive envelopes: those need the
+        waveforms, :meth:`enroll_features`)."""
         return ContentTarget.from_arrays(kernels.target_frames([a.kernel() for a in analyses]))
+
+    def enroll_features(self, features) -> ContentTarget:
+        """The profile part, with every frame's pitch-adaptive envelope from the references' waveforms."""
+        analyses = [f.analysis.kernel() for f in features]
+        return ContentTarget.from_arrays(kernels.target_frames(analyses, [f.waveform.samples for f in features]))
 
     def synthesize(self, analysis: ContentAnalysis, target: ContentTarget, params: ContentParams,
                    pitch_shift: float = 0.0) -> torch.Tensor:
         check_same_encoder(target.encoder, analysis.encoder)
         if (params.matched_pitch > 0 or params.f0_quantile > 0) and target.frame_lf0 is None:
             warn_no_frame_pitch()
+        if params.adaptive_frames > 0 and target.adaptive_log_env is None:
+            warn_no_adaptive_frames()
         features, arrays = analysis.kernel(), target.to_arrays()
         fast_params, sr, device = FastParams(device=params.device), int(features["sr"]), features["log_env"].device
         prepared = self.prepared.get(
-            [a for a in (target.content, target.log_env, target.ap, target.phone_states, target.frame_lf0)
-             if a is not None],
+            [a for a in (target.content, target.log_env, target.ap, target.phone_states, target.frame_lf0,
+                         target.adaptive_log_env) if a is not None],
             kernels.PreparedTarget.settings(params, fast_params, sr, device),
             lambda: kernels.prepare_target(arrays, params, fast_params, sr, device, self.resources))
         return kernels.synthesize(features, arrays, params, fast_params, pitch_shift, self.resources, prepared)
@@ -298,6 +324,11 @@ class ContentSynthesis(SynthesisStage):
                                    "mapped onto the profile's pitch distribution: its range and skew), from "
                                    "the source's contour mapped to the target's mean and spread (0: that "
                                    "alone; needs a profile enrolled since 2026-12-06, with frame_lf0)")
+        adaptive_frames: float = Field(0.0, ge=0.0, le=1.0, description="how far the matched voiced target "
+                                       "frames render their pitch-adaptive envelope (CheapTrick's recipe, "
+                                       "analysed at enrolment) instead of the cepstral one, which they are still "
+                                       "found on: more of the target's fine spectral detail (0: the cepstral "
+                                       "envelope; needs a profile enrolled since 2026-12-07, with adaptive_log_env)")
         match_rank: int = Field(0, ge=0, le=4096, description="match in the target keys' top principal "
                                 "directions, this many (of the preset's 862): 256 keeps the frames found "
                                 "nearly as they are in a third of the matching time; 0: every dimension")
