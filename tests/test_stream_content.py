@@ -343,3 +343,24 @@ def test_stream_postfilter_sharpens_the_streamed_spectra(profile, src):
     assert len(sharp) == len(src)
     ratio = spread_ratios(plain, sharp, SR)
     assert np.median(ratio) > 1.05 and (ratio > 1).mean() > 0.8, (np.median(ratio), (ratio > 1).mean())
+
+
+def test_a_stream_renders_the_matched_frames_adaptive_envelope_as_offline(profile):
+    """``adaptive_frames`` in a stream: the target frames it renders are the ones offline
+    synthesis prepares (the adaptive envelope in voiced frames at the cepstral energy), and the
+    keys it matches on are as without it."""
+    from vcgraph_voice.dsp import content as kernels
+    from vcgraph_voice.dsp import fast
+    part = profile.methods["content"]
+    assert "adaptive_log_env" in part
+    sr, n_fft = int(part["sr"][0]), 2 * (part["log_env"].shape[1] - 1)
+    matchers = {}
+    for w in (0.0, 1.0):
+        p = kernels.ContentParams(spectral_match=0.6, context=1, adaptive_frames=w)
+        matchers[w] = cs.StreamMatcher(p, sr, n_fft)
+        matchers[w].set_target(part)
+    offline = kernels.prepare_target(part, kernels.ContentParams(spectral_match=0.6, context=1, adaptive_frames=1.0),
+                                     fast.FastParams(), sr, "cpu")
+    torch.testing.assert_close(matchers[1.0].env, offline.log_env, rtol=1e-4, atol=1e-4)
+    assert torch.equal(matchers[1.0].keys, matchers[0.0].keys)
+    assert not torch.allclose(matchers[1.0].env, matchers[0.0].env, atol=0.05)

@@ -20,7 +20,7 @@ from pydantic import Field
 from vcgraph.stage import implementation
 
 from .. import content_model as cm
-from ..methods.content import EnvelopeSettings, RefineSettings, check_same_encoder
+from ..methods.content import EnvelopeSettings, RefineSettings, check_same_encoder, warn_no_adaptive_frames
 from .fast_stream import FastStreamFeatures, FastStreamSynthesis, FrameBlock, _dsp
 from .owned import OwnsResources
 from .stream_io import StreamChunk, _state
@@ -125,6 +125,10 @@ class ContentStreamSynthesis(FastStreamSynthesis):
                                     "phone_states on, and a profile enrolled with them)")
         refine_after_s: float = Field(6.0, ge=0.0, le=600.0, description="seconds of speech the maps are fitted on "
                                       "before their queries are used (the unrefined ones until then)")
+        adaptive_frames: float = Field(0.0, ge=0.0, le=1.0, description="how far the matched voiced target "
+                                       "frames render their pitch-adaptive envelope (analysed at enrolment) "
+                                       "instead of the cepstral one they are found on (needs a profile enrolled "
+                                       "since 2026-12-07, with adaptive_log_env)")
         f0_quantile: float = Field(0.0, ge=0.0, le=1.0, description="how far each voiced frame's log-F0 goes to "
                                    "the target's own at the same quantile (the profile's pitch distribution; "
                                    "the quantile of the frame's z-score under the running source statistics, "
@@ -145,13 +149,16 @@ class ContentStreamSynthesis(FastStreamSynthesis):
                               refine_ridge=c.refine_ridge, content_shape=c.content_shape,
                               content_shape_ridge=c.content_shape_ridge, phone_states=c.phone_states, blend_high=c.blend_high,
                               blend_split_hz=c.blend_split_hz, postfilter=c.postfilter,
-                              phone_state_context=fr["phone_states"].shape[1] // 2 if "phone_states" in fr else 0)
+                              phone_state_context=fr["phone_states"].shape[1] // 2 if "phone_states" in fr else 0,
+                              adaptive_frames=c.adaptive_frames)
             n_fft = _dsp().frame_grid(frames.sample_rate, frames.settings).n_fft
             state["match"] = StreamMatcher(p, frames.sample_rate, n_fft, env.device, tau_s=c.tau_s,
                                            refine_after_s=c.refine_after_s)
         matcher = state["match"]
         if state.get("checked_target") is not target:   # once per target, not per block
             check_same_encoder(target["encoder"], frames.encoder)
+            if c.adaptive_frames > 0 and "adaptive_log_env" not in target:
+                warn_no_adaptive_frames()
             state["checked_target"] = target
         matcher.set_target(target)
         env_m, ap_m = matcher.match(fr["content"], env, fr["log_env"], fr["speech"], fr.get("phone_states"))
