@@ -84,7 +84,7 @@ def test_a_profile_without_adaptive_envelopes_converts_as_before_with_a_warning(
     old = VoiceProfile(profile.embedding, {**profile.methods, "content": part}, profile.seconds)
     x, sr = voice_data.source()
     x = x[: 2 * sr]
-    method._warned_no_adaptive_frames = False
+    method._warned.discard("no_adaptive_frames")
     with caplog.at_level(logging.WARNING, logger="vcgraph.voice.content"):
         y = _pipeline("adaptive_frames=1.0").convert(x, old, sample_rate=sr)
     assert np.array_equal(y, _pipeline("adaptive_frames=0.0").convert(x, profile, sample_rate=sr))

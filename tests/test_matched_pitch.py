@@ -99,7 +99,7 @@ def test_a_profile_without_frame_pitch_converts_as_before_and_says_so(profile, t
     x, sr = voice_data.source()
     x = x[: 2 * sr]
     default, off = _pipeline(option), _pipeline("matched_pitch=0", "f0_quantile=0")
-    monkeypatch.setattr(method, "_warned_no_frame_pitch", False)
+    monkeypatch.setattr(method, "_warned", set())
     with caplog.at_level(logging.WARNING, logger="vcgraph.voice.content"):
         off.convert(x, old, sample_rate=sr)
         assert not caplog.text  # neither option on: nothing to warn about

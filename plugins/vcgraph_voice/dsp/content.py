@@ -176,6 +176,22 @@ def rendered_frames(log_env: torch.Tensor, adaptive_log_env: torch.Tensor, voice
     return log_env + w * (with_energy_of(log_env, adaptive_log_env) - log_env)
 
 
+def rendered_target_frames(log_env: torch.Tensor, target: dict, weight: float,
+                           rebin: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`rendered_frames` of a profile's content part ``target``, whose cepstral envelopes
+    are ``log_env`` (already on the synthesis grid; ``rebin`` the matrix that put them there, if
+    any): ``log_env`` itself when ``weight`` is 0 or the profile has no ``adaptive_log_env``.
+    Offline and streamed alike, after the matching keys are built."""
+    if weight <= 0 or target.get("adaptive_log_env") is None:
+        return log_env
+    dev = log_env.device
+    adaptive = torch.from_numpy(np.ascontiguousarray(target["adaptive_log_env"])).to(dev).float()
+    if rebin is not None:
+        adaptive = adaptive @ rebin
+    voiced = torch.from_numpy(np.asarray(target["voiced"], bool)).to(dev)
+    return rendered_frames(log_env, adaptive, voiced, weight)
+
+
 def frame_log_f0(f0: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
     """Each frame's natural-log F0, 0 where unvoiced (the profile's ``frame_lf0``)."""
     return torch.where(voiced, torch.log(f0.clamp_min(1.0)), torch.zeros_like(f0)).float()
@@ -444,14 +460,13 @@ def prepare_target(target: dict, params: ContentParams, fast_params: "fast.FastP
     dev = torch.device(device)
     # float16 in the profile; torch widens it about 3x faster than numpy does (exactly, either way)
     t = {k: torch.from_numpy(np.ascontiguousarray(target[k])).to(dev).float()
-         for k in ("content", "log_env", "ap", "phone_states", "adaptive_log_env") if k in target}
+         for k in ("content", "log_env", "ap", "phone_states") if k in target}
     sr_t, n_t = int(np.asarray(target["sr"]).reshape(-1)[0]), 2 * (t["log_env"].shape[1] - 1)
     n_s = fast_params.fft_size(sr)
+    R = None
     if (sr_t, n_t) != (sr, n_s):  # enrolled at another rate: the target's spectra onto this grid, by frequency
         R = rebin_hz(sr_t, n_t, sr, n_s).to(dev)
         t["log_env"], t["ap"] = t["log_env"] @ R, t["ap"] @ R
-        if "adaptive_log_env" in t:
-            t["adaptive_log_env"] = t["adaptive_log_env"] @ R
     check_target_phone_states(t, params)
     keys = _matching_features(t["content"], params, t.get("phone_states"))
     match_keys, norm, ks = keys, None, None
@@ -467,10 +482,7 @@ def prepare_target(target: dict, params: ContentParams, fast_params: "fast.FastP
                  if params.content_shape > 0 and ks is not None else None)
     lf0_sorted = (fast.sorted_voiced_log_f0(target["frame_lf0"], dev)
                   if params.f0_quantile > 0 and target.get("frame_lf0") is not None else None)
-    rendered = t["log_env"]
-    if params.adaptive_frames > 0 and "adaptive_log_env" in t:  # after the keys: matched as before
-        voiced = torch.from_numpy(np.asarray(target["voiced"], bool)).to(dev)
-        rendered = rendered_frames(t["log_env"], t["adaptive_log_env"], voiced, params.adaptive_frames)
+    rendered = rendered_target_frames(t["log_env"], target, params.adaptive_frames, R)  # after the keys
     return PreparedTarget(rendered, t["ap"], keys, match_keys, norm, ks, pitch, basis, shape_map, lf0_sorted)
 
 

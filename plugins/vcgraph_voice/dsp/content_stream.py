@@ -36,7 +36,7 @@ from .. import content_model as cm
 from ..errors import VoiceInputError
 from .content import (ContentParams, _matching_features, _mel_shape, _with_bias, check_target_phone_states,
                       content_frame_index, fit_shape_map, joint_keys, knn_average, no_source_phone_states,
-                      rebin_hz, rendered_frames, spectral_keys, spectral_queries, with_content_shape, with_phone_states)
+                      rebin_hz, rendered_target_frames, spectral_keys, spectral_queries, with_content_shape, with_phone_states)
 from .running import PeakTracker, RunningMoments
 
 __all__ = ["RECEPTIVE_LEFT", "StreamContent", "StreamMatcher", "StreamPhoneStates", "StreamRefiner", "content_lookahead",
@@ -361,8 +361,8 @@ class StreamMatcher:
         if ts is self.target:
             return
         self.target = ts
-        t = {k: torch.as_tensor(ts[k]).to(self.device).float()
-             for k in ("content", "log_env", "ap", "phone_states", "adaptive_log_env") if k in ts}
+        t = {k: torch.as_tensor(ts[k]).to(self.device).float() for k in ("content", "log_env", "ap", "phone_states")
+             if k in ts}
         sr_t = int(torch.as_tensor(ts["sr"]).reshape(-1)[0])
         n_t = 2 * (t["log_env"].shape[1] - 1)
         R = rebin_hz(sr_t, n_t, self.sr, self.n_fft).to(self.device)
@@ -380,9 +380,7 @@ class StreamMatcher:
             if self.p.refine:  # a map fitted toward another target's frames is no use to this one
                 self.refiner = StreamRefiner(self.p.refine, self.p.refine_context, self.p.refine_ridge, self.tau_frames,
                                              self.device, min_frames=self.refine_after)
-        if self.p.adaptive_frames > 0 and "adaptive_log_env" in t:  # after the keys: matched as before
-            voiced = torch.as_tensor(ts["voiced"]).to(self.device).bool()
-            self.env = rendered_frames(self.env, t["adaptive_log_env"] @ R, voiced, self.p.adaptive_frames)
+        self.env = rendered_target_frames(self.env, ts, self.p.adaptive_frames, R)  # after the keys
 
     def match(self, content: torch.Tensor, mapped: torch.Tensor | None = None, source_env: torch.Tensor | None = None,
               speech: torch.Tensor | None = None, phone_states: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

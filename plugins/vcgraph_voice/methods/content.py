@@ -92,31 +92,32 @@ def check_same_encoder(profile_id: np.ndarray, source_id: np.ndarray) -> None:
             f"quality presets can use the profile as it is")
 
 
+#: the warnings :func:`_warn_once` has given in this process
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    """Log ``message`` as a warning the first time ``key`` is warned of in this process."""
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message)
+
+
 def warn_no_frame_pitch() -> None:
     """Log (once per process) that a profile without ``frame_lf0`` keeps the source's contour."""
-    global _warned_no_frame_pitch
-    if not _warned_no_frame_pitch:
-        _warned_no_frame_pitch = True
-        log.warning("this profile has no per-frame pitch (enrolled before 2026-12-06): the output keeps the "
-                    "source's pitch contour mapped to the target's mean and spread, without the matched "
-                    "frames' contour shape (matched_pitch) or the target's pitch distribution (f0_quantile). "
-                    "Enrol the voice again to get them")
-
-
-_warned_no_frame_pitch = False
+    _warn_once("no_frame_pitch",
+               "this profile has no per-frame pitch (enrolled before 2026-12-06): the output keeps the "
+               "source's pitch contour mapped to the target's mean and spread, without the matched "
+               "frames' contour shape (matched_pitch) or the target's pitch distribution (f0_quantile). "
+               "Enrol the voice again to get them")
 
 
 def warn_no_adaptive_frames() -> None:
     """Log (once per process) that a profile without ``adaptive_log_env`` renders the cepstral envelope."""
-    global _warned_no_adaptive_frames
-    if not _warned_no_adaptive_frames:
-        _warned_no_adaptive_frames = True
-        log.warning("this profile has no pitch-adaptive envelopes of its frames (enrolled before 2026-12-07): "
-                    "the matched frames render their cepstral envelope (adaptive_frames has no effect). "
-                    "Enrol the voice again to get them")
-
-
-_warned_no_adaptive_frames = False
+    _warn_once("no_adaptive_frames",
+               "this profile has no pitch-adaptive envelopes of its frames (enrolled before 2026-12-07): "
+               "the matched frames render their cepstral envelope (adaptive_frames has no effect). "
+               "Enrol the voice again to get them")
 
 
 class PreparedTargets:
