@@ -127,3 +127,17 @@ def test_threads_sets_torch_threads_before_the_work(profile_path, tmp_path, monk
         args = ["enroll", *map(str, voice_data.target_paths()[:1]), "-o", str(out), "--presets", "fast"]
     assert main([*args, "--threads", "1", "--no-progress"]) == 0
     assert calls == [1] and out.exists()
+
+
+@pytest.mark.parametrize("threshold, noted", [(None, True), (1.0, False)])
+def test_enrolment_notes_short_reference_audio(tmp_path, capsys, monkeypatch, threshold, noted):
+    """Under SHORT_REFERENCE_S of reference audio (one 3.5 s example here) enrol says that about
+    30 s converts nearer the voice; above it, nothing."""
+    from vcgraph.cli import main
+    from vcgraph_voice import cli
+    if threshold is not None:
+        monkeypatch.setattr(cli, "SHORT_REFERENCE_S", threshold)
+    out = tmp_path / "voice.vcp"
+    assert main(["enroll", str(voice_data.target_paths()[0]), "-o", str(out), "--presets", "content", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert ("about 30 s of reference audio" in err) is noted

@@ -53,6 +53,11 @@ def _thread_count(text: str) -> int:
     return n
 
 
+#: below this much reference audio (s), enrolment notes that more brings the content preset nearer
+#: the target (measured: CAM++ about 0.02 further from it with 15 s than with 29 s; docs/quality-and-speed.md,
+#: "How much reference audio")
+SHORT_REFERENCE_S = 20.0
+
 THREADS_HELP = ("torch threads for the work (default: torch's own, one per core). On a machine that "
                 "other work keeps busy 1 is often faster; the output can differ in its last bits "
                 "with the thread count (sums added in another order)")
@@ -130,6 +135,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     profile.save(args.output)
     print(f"wrote {args.output}: {profile.seconds:.1f} s of reference audio, methods: "
           f"{', '.join(profile.methods) or 'embedding only'}")
+    if "content" in profile.methods and profile.seconds < SHORT_REFERENCE_S:
+        print(f"note: about 30 s of reference audio brings the default (content) preset's conversions nearer "
+              f"the voice than {profile.seconds:.0f} s does (README: \"How much reference audio\")", file=sys.stderr)
     return 0
 
 
