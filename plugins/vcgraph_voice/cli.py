@@ -73,7 +73,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("enroll", help="build a target voice profile (.vcp) from reference recordings",
                        description="Analyse reference recordings of one speaker into a voice profile.",
                        epilog=ENROLL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("refs", nargs="+", metavar="REF", help="reference sound files (wav, flac, ...)")
+    p.add_argument("refs", nargs="+", metavar="REF", help="reference sound files (wav, flac, ...) of the voice: about 30 s in all converts nearest to it")
     p.add_argument("-o", "--output", required=True, metavar="VOICE.vcp", help="profile file to write")
     p.add_argument("--embedding-only", action="store_true",
                    help="write only the 256-d GE2E embedding as a .npy file (implied by an -o ending in .npy)")
