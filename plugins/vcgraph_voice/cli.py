@@ -53,9 +53,10 @@ def _thread_count(text: str) -> int:
     return n
 
 
-#: below this much reference audio (s), enrolment notes that more brings the content preset nearer
-#: the target (measured: CAM++ about 0.02 further from it with 15 s than with 29 s; docs/quality-and-speed.md,
-#: "How much reference audio")
+#: reference audio (s) that the content preset converts nearest to the voice with, and below how
+#: much enrolment notes it (measured: CAM++ about 0.02 further from the target with 15 s than with
+#: 29 s, no nearer with more; docs/quality-and-speed.md, "How much reference audio")
+ADVISED_REFERENCE_S = 30
 SHORT_REFERENCE_S = 20.0
 
 THREADS_HELP = ("torch threads for the work (default: torch's own, one per core). On a machine that "
@@ -73,7 +74,8 @@ def add_commands(sub) -> None:
     p = sub.add_parser("enroll", help="build a target voice profile (.vcp) from reference recordings",
                        description="Analyse reference recordings of one speaker into a voice profile.",
                        epilog=ENROLL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("refs", nargs="+", metavar="REF", help="reference sound files (wav, flac, ...) of the voice: about 30 s in all converts nearest to it")
+    p.add_argument("refs", nargs="+", metavar="REF", help=f"reference sound files (wav, flac, ...) of the voice: "
+                   f"about {ADVISED_REFERENCE_S} s in all converts nearest to it")
     p.add_argument("-o", "--output", required=True, metavar="VOICE.vcp", help="profile file to write")
     p.add_argument("--embedding-only", action="store_true",
                    help="write only the 256-d GE2E embedding as a .npy file (implied by an -o ending in .npy)")
@@ -136,8 +138,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     print(f"wrote {args.output}: {profile.seconds:.1f} s of reference audio, methods: "
           f"{', '.join(profile.methods) or 'embedding only'}")
     if "content" in profile.methods and profile.seconds < SHORT_REFERENCE_S:
-        print(f"note: about 30 s of reference audio brings the default (content) preset's conversions nearer "
-              f"the voice than {profile.seconds:.0f} s does (README: \"How much reference audio\")", file=sys.stderr)
+        print(f"note: about {ADVISED_REFERENCE_S} s of reference audio brings the default (content) preset's "
+              f"conversions nearer the voice than {profile.seconds:.0f} s does (README: \"How much reference "
+              f"audio\")", file=sys.stderr)
     return 0
 
 
